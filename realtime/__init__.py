@@ -1,0 +1,1 @@
+"""Runtime library of swapcam: landmarks, alignment, swapper, merge, sinks, the live pipeline."""

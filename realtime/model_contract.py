@@ -1,0 +1,147 @@
+"""The model file both halves agree on (DESIGN.md contract 1): DeepFaceLab DFM names plus our metadata.
+
+Input ``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] (AMP models add ``morph_value:0`` [1]);
+outputs, in order, ``out_face_mask:0`` [N, R, R, 1], ``out_celeb_face:0`` [N, R, R, 3],
+``out_celeb_face_mask:0`` [N, R, R, 1]. Our exports also carry ``metadata_props`` (``METADATA_KEYS``)
+so a model describes itself; a ``.dfm`` without them loads with the stated defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INPUT_NAME = "in_face:0"
+MORPH_INPUT_NAME = "morph_value:0"
+DEFAULT_MORPH_VALUE = 0.75
+OUTPUT_NAMES = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
+FORMAT_VERSION = "1"
+
+# Metadata keys written by our exporter, each with its meaning.
+METADATA_KEYS: dict[str, str] = {
+    "swapcam.format_version": "version of this contract",
+    "swapcam.face_type": "alignment face type: half, mid_full, full, whole_face, head",
+    "swapcam.coverage": "the face type's padding in template units (DeepFaceLab's value)",
+    "swapcam.resolution": "R, the aligned face's side in pixels",
+    "swapcam.channel_order": "BGR",
+    "swapcam.layout": "NHWC",
+    "swapcam.value_range": "0,1",
+    "swapcam.landmark_template": "JSON: the 33 template points (unit square) the alignment fits",
+    "swapcam.identity": "name of the target identity the model shows",
+    "swapcam.architecture": "df or liae, and the preset",
+    "swapcam.training_steps": "optimiser steps trained",
+    "swapcam.training_data": "JSON: the facesets trained on (source files, face counts, licences)",
+    "swapcam.consent": "the consent basis for showing the identity",
+    "swapcam.created": "ISO 8601 time of export",
+}
+DFM_DEFAULTS = {"swapcam.face_type": "whole_face", "swapcam.channel_order": "BGR", "swapcam.value_range": "0,1"}
+
+
+class ModelContractError(ValueError):
+    """A model file that is missing, not ONNX, or breaks contract 1."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about itself, after validation."""
+
+    path: Path
+    resolution: int
+    face_type: str
+    identity: str
+    has_morph_input: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def self_described(self) -> bool:
+        """True for our exports (metadata present), False for a bare DFM loaded with defaults."""
+        return "swapcam.format_version" in self.metadata
+
+
+def _dims(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value_info.type.tensor_type.shape.dim]
+
+
+def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo:
+    """Validate ``path`` against contract 1 and return its description.
+
+    ``face_type`` overrides the file's (or the DFM default). Raises ModelContractError saying what
+    is wrong: a missing file, a file that is not ONNX, wrong input/output names, shapes or order.
+    """
+    import onnx
+
+    from realtime.alignment import check_face_type
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelContractError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
+        raise ModelContractError(f"{path} is not an ONNX model ({type(exc).__name__}: {exc})") from exc
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    input_names = [i.name for i in inputs]
+    if INPUT_NAME not in input_names:
+        raise ModelContractError(f"{path}: no input named {INPUT_NAME!r} (inputs: {input_names}); not a DFM-compatible face model")
+    extra = set(input_names) - {INPUT_NAME, MORPH_INPUT_NAME}
+    if extra:
+        raise ModelContractError(f"{path}: unexpected inputs {sorted(extra)}; only {INPUT_NAME} and {MORPH_INPUT_NAME} are allowed")
+    output_names = tuple(o.name for o in graph.output)
+    if output_names != OUTPUT_NAMES:
+        raise ModelContractError(f"{path}: outputs are {list(output_names)}, expected {list(OUTPUT_NAMES)} in that order")
+    in_dims = _dims(next(i for i in inputs if i.name == INPUT_NAME))
+    if len(in_dims) != 4 or in_dims[3] != 3 or not isinstance(in_dims[1], int) or in_dims[1] != in_dims[2]:
+        raise ModelContractError(f"{path}: input {INPUT_NAME} has shape {in_dims}, expected [N, R, R, 3] with fixed R")
+    resolution = int(in_dims[1])
+    for out, channels in zip(graph.output, (1, 3, 1)):
+        dims = _dims(out)
+        if len(dims) == 4 and isinstance(dims[3], int) and dims[3] != channels:
+            raise ModelContractError(f"{path}: output {out.name} has {dims[3]} channels, expected {channels}")
+    metadata = {p.key: p.value for p in model.metadata_props}
+    merged = {**DFM_DEFAULTS, **metadata}
+    if metadata.get("swapcam.resolution") and int(metadata["swapcam.resolution"]) != resolution:
+        raise ModelContractError(f"{path}: metadata says resolution {metadata['swapcam.resolution']}, graph says {resolution}")
+    return ModelInfo(
+        path=path,
+        resolution=resolution,
+        face_type=check_face_type(face_type or merged["swapcam.face_type"]),
+        identity=merged.get("swapcam.identity", path.stem),
+        has_morph_input=MORPH_INPUT_NAME in input_names,
+        metadata=metadata,
+    )
+
+
+def build_metadata(
+    *,
+    face_type: str,
+    resolution: int,
+    identity: str,
+    architecture: str,
+    training_steps: int,
+    training_data: list[dict],
+    consent: str,
+    created: str,
+) -> dict[str, str]:
+    """The metadata_props our exporter writes; every value a string."""
+    from realtime.alignment import FACE_TYPES, TEMPLATE_33, check_face_type
+
+    check_face_type(face_type)
+    return {
+        "swapcam.format_version": FORMAT_VERSION,
+        "swapcam.face_type": face_type,
+        "swapcam.coverage": str(FACE_TYPES[face_type][0]),
+        "swapcam.resolution": str(int(resolution)),
+        "swapcam.channel_order": "BGR",
+        "swapcam.layout": "NHWC",
+        "swapcam.value_range": "0,1",
+        "swapcam.landmark_template": json.dumps(TEMPLATE_33.round(6).tolist()),
+        "swapcam.identity": identity,
+        "swapcam.architecture": architecture,
+        "swapcam.training_steps": str(int(training_steps)),
+        "swapcam.training_data": json.dumps(training_data),
+        "swapcam.consent": consent,
+        "swapcam.created": created,
+    }

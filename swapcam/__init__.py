@@ -1,0 +1,3 @@
+"""swapcam: real-time streaming face swap."""
+
+__version__ = "0.1.0"

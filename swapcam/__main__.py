@@ -1,0 +1,7 @@
+"""`python -m swapcam` is the same as the `swapcam` command."""
+
+import sys
+
+from swapcam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Offline half of swapcam: extraction to facesets, model, losses, trainer, exporter."""
