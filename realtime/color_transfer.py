@@ -1,0 +1,135 @@
+"""Colour transfer, in one place for training augmentation and the live merge.
+
+Each mode moves the colour statistics of an ``image`` onto those of a ``reference``:
+- ``rct``: Reinhard et al. (2001): per-channel mean and standard deviation in CIE L*a*b*;
+- ``lct``: linear transfer matching the mean and covariance in BGR (PCA square roots);
+- ``mkl``: Monge-Kantorovich linear transfer (Pitie & Kokaram 2007), the covariance-matching map of
+  least displacement.
+
+Statistics (``ColorStats``) are computed apart from their application so that the live loop can
+smooth them over time (``ColorStats.lerp``) instead of recomputing a flickering transfer each frame.
+Images are float32 BGR in [0, 1], shape (H, W, 3); masks are (H, W) float weights in [0, 1].
+These few lines of linear algebra are written out because no installed library offers masked
+transfers with separable statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MODES = ("none", "rct", "lct", "mkl")
+_EPS = 1e-12
+_RIDGE = 1e-4
+
+
+@dataclass(frozen=True)
+class ColorStats:
+    """Mean (3,) and covariance (3, 3) of an image's pixels in a colour space ('lab' or 'bgr')."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    space: str
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.cov), 1e-6, None))
+
+    def lerp(self, other: ColorStats, t: float) -> ColorStats:
+        """Move ``t`` of the way toward ``other`` (t=1 gives ``other``): for smoothing over time."""
+        if other.space != self.space:
+            raise ValueError(f"cannot blend {self.space} statistics with {other.space} statistics")
+        return ColorStats(self.mean + t * (other.mean - self.mean), self.cov + t * (other.cov - self.cov), self.space)
+
+
+def space_for(mode: str) -> str:
+    """The colour space whose statistics ``mode`` uses."""
+    check_mode(mode)
+    return "lab" if mode == "rct" else "bgr"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown colour transfer {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def _to_space(image: np.ndarray, space: str) -> np.ndarray:
+    img = np.asarray(image, np.float32)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2LAB) if space == "lab" else img
+
+
+def color_stats(image: np.ndarray, mask: np.ndarray | None = None, space: str = "lab") -> ColorStats:
+    """Weighted colour statistics of ``image`` (float32 BGR [0,1]) under ``mask``."""
+    pixels = _to_space(image, space).reshape(-1, 3).astype(np.float64)
+    if mask is None:
+        weights = np.ones(len(pixels))
+    else:
+        weights = np.asarray(mask, np.float64).reshape(-1)
+        if weights.size != len(pixels):
+            raise ValueError(f"mask has {weights.size} pixels, image has {len(pixels)}")
+    total = weights.sum()
+    if total < 1.0:  # empty mask: fall back to the whole image rather than divide by zero
+        weights, total = np.ones(len(pixels)), float(len(pixels))
+    mean = weights @ pixels / total
+    centred = pixels - mean
+    cov = (centred * weights[:, None]).T @ centred / total
+    return ColorStats(mean, cov, space)
+
+
+def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(matrix)
+    vals = np.clip(vals, _EPS, None)
+    return (vecs * (vals ** (-0.5 if inverse else 0.5))) @ vecs.T
+
+
+def _linear_map(src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
+    ridge = _RIDGE * np.eye(3)  # keeps near-flat colour directions from blowing up
+    src = ColorStats(src.mean, src.cov + ridge, src.space)
+    ref = ColorStats(ref.mean, ref.cov + ridge, ref.space)
+    if mode == "lct":
+        return _sqrt_psd(ref.cov) @ _sqrt_psd(src.cov, inverse=True)
+    half = _sqrt_psd(src.cov)
+    inv_half = _sqrt_psd(src.cov, inverse=True)
+    return inv_half @ _sqrt_psd(half @ ref.cov @ half) @ inv_half
+
+
+def apply_transfer(image: np.ndarray, src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
+    """Move ``image``'s colours from statistics ``src`` to ``ref``; float32 BGR [0,1] out."""
+    check_mode(mode)
+    if mode == "none":
+        return np.asarray(image, np.float32)
+    if src.space != space_for(mode) or ref.space != space_for(mode):
+        raise ValueError(f"{mode} needs {space_for(mode)} statistics, got {src.space} and {ref.space}")
+    pixels = _to_space(image, src.space)
+    if mode == "rct":
+        scale = (ref.std / src.std).astype(np.float32)
+        out = (pixels - src.mean.astype(np.float32)) * scale + ref.mean.astype(np.float32)
+        out = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2BGR)
+    else:
+        matrix = _linear_map(src, ref, mode).astype(np.float32)
+        flat = (pixels.reshape(-1, 3) - src.mean.astype(np.float32)) @ matrix.T + ref.mean.astype(np.float32)
+        out = flat.reshape(pixels.shape)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def transfer(
+    image: np.ndarray,
+    reference: np.ndarray,
+    mode: str = "rct",
+    image_mask: np.ndarray | None = None,
+    reference_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Give ``image`` the colour statistics of ``reference`` (each measured under its mask)."""
+    if check_mode(mode) == "none":
+        return np.asarray(image, np.float32)
+    space = space_for(mode)
+    return apply_transfer(image, color_stats(image, image_mask, space), color_stats(reference, reference_mask, space), mode)
+
+
+def rct(image: np.ndarray, reference: np.ndarray, image_mask: np.ndarray | None = None,
+        reference_mask: np.ndarray | None = None) -> np.ndarray:
+    """Reinhard colour transfer of ``reference``'s L*a*b* mean/std onto ``image``."""
+    return transfer(image, reference, "rct", image_mask, reference_mask)
