@@ -84,6 +84,8 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         sign[-1] = -1.0
     rot = u @ np.diag(sign) @ vt
     var_s = (s0**2).sum() / len(src)
+    if var_s <= 1e-12:
+        raise ValueError("degenerate landmarks: all points coincide")
     scale = (sig * sign).sum() / var_s
     mat = np.empty((2, 3))
     mat[:, :2] = scale * rot
@@ -124,6 +126,7 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def align_matrix(landmarks68: np.ndarray, size: int, face_type: str = "whole_face") -> np.ndarray:
     """2x3 matrix mapping frame pixels to a size x size aligned crop of the given face type."""
+    check_face_type(face_type)
     to_template = umeyama_similarity(np.asarray(landmarks68)[TEMPLATE_INDICES_68, :2], TEMPLATE_33)
     return compose(template_to_aligned(face_type, size), to_template)
 
