@@ -6,4 +6,5 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 pytest_plugins = [
     "tests.fixtures.faces",
+    "tests.fixtures.videos",
 ]
