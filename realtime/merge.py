@@ -1,0 +1,143 @@
+"""Merge a swapped face back into the frame, working on the face's region (ROI) only.
+
+In the aligned crop (R x R): mask = product of the model's masks (optionally x the landmark hull),
+eroded (or dilated) and blurred in aligned-face pixels, optionally smoothed over time; the swapped
+face gets the colour statistics of the original face (none / rct / lct / mkl via
+``realtime.color_transfer``, statistics optionally smoothed over time) and optional sharpening. Then
+face and mask are warped back together onto the frame ROI (``warp_from_aligned``) and blended with
+the opacity. Pixels where the warped mask is 0 are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime import color_transfer as ct
+from realtime.alignment import hull_mask, warp_from_aligned
+from realtime.smoothing import Ema
+
+MASK_MODES = ("both", "face", "celeb", "none")
+
+
+@dataclass
+class MergeSettings:
+    """How a swapped face is merged. Sizes are in pixels of the aligned face (the model's resolution).
+
+    mask: which model masks to multiply ('both' = out_face_mask x out_celeb_face_mask);
+    hull: also multiply by the 68-landmark hull; erode: >0 shrinks, <0 grows the mask;
+    blur: feather radius; color: none/rct/lct/mkl; opacity: 0..1; sharpen: unsharp amount (0 = off).
+    """
+
+    mask: str = "both"
+    hull: bool = False
+    erode: int = 3
+    blur: int = 8
+    color: str = "rct"
+    opacity: float = 1.0
+    sharpen: float = 0.0
+
+    def validate(self) -> MergeSettings:
+        if self.mask not in MASK_MODES:
+            raise ValueError(f"unknown mask mode {self.mask!r}; choose one of {', '.join(MASK_MODES)}")
+        ct.check_mode(self.color)
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+        if self.blur < 0 or self.sharpen < 0:
+            raise ValueError("blur and sharpen must be >= 0")
+        return self
+
+
+def _kernel(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+class Merger:
+    """Merges faces with one ``MergeSettings``; keeps per-face temporal state for mask and colour smoothing.
+
+    mask_smoothing / color_smoothing: EMA rates in (0, 1] (1 = off).
+    """
+
+    def __init__(self, settings: MergeSettings | None = None, *, mask_smoothing: float = 0.5,
+                 color_smoothing: float = 0.2) -> None:
+        self.settings = (settings or MergeSettings()).validate()
+        self.mask_ema = Ema(mask_smoothing)
+        self.color_ema = Ema(color_smoothing)
+        self._kernels: dict[int, np.ndarray] = {}
+
+    def forget(self, face_ids) -> None:
+        """Drop temporal state of faces not in ``face_ids``."""
+        keep = set(face_ids)
+        self.mask_ema.keep_only({k for k in self.mask_ema._values if k[0] in keep})
+        self.color_ema.keep_only({k for k in self.color_ema._values if k[0] in keep})
+
+    def mask(self, face_id: int, face_mask: np.ndarray, celeb_mask: np.ndarray,
+             aligned_landmarks68: np.ndarray | None) -> np.ndarray:
+        """(R, R) float32 merge mask in [0, 1] in aligned coordinates."""
+        s = self.settings
+        r = face_mask.shape[0]
+        if s.mask == "both":
+            m = face_mask * celeb_mask
+        elif s.mask == "face":
+            m = face_mask.copy()
+        elif s.mask == "celeb":
+            m = celeb_mask.copy()
+        else:
+            m = np.ones((r, r), np.float32)
+        if s.hull and aligned_landmarks68 is not None:
+            m *= hull_mask(aligned_landmarks68, r)
+        m = self.mask_ema((face_id, "mask"), m)
+        if s.erode:
+            k = self._kernels.setdefault(abs(s.erode), _kernel(abs(s.erode)))
+            m = cv2.erode(m, k, borderType=cv2.BORDER_CONSTANT, borderValue=0) if s.erode > 0 else cv2.dilate(m, k)
+        else:
+            m = m.copy()
+        # The crop's edge is always feathered to 0 so no square seam can show.
+        edge = max(1, s.blur)
+        m[:edge], m[-edge:], m[:, :edge], m[:, -edge:] = 0, 0, 0, 0
+        if s.blur:
+            m = cv2.GaussianBlur(m, (2 * s.blur + 1, 2 * s.blur + 1), s.blur / 2.0, borderType=cv2.BORDER_CONSTANT)
+        return np.clip(m, 0.0, 1.0, out=m)
+
+    def colour(self, face_id: int, swapped: np.ndarray, original_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The swapped face (float32 BGR [0,1]) with the original face's colour statistics."""
+        mode = self.settings.color
+        if mode == "none":
+            return swapped
+        space = ct.space_for(mode)
+        # Statistics on every second pixel: a quarter of the work, the same means and covariances.
+        weights = (mask[::2, ::2] > 0.5).astype(np.float32)
+        original = original_u8[::2, ::2].astype(np.float32) * np.float32(1.0 / 255.0)
+        sub = np.ascontiguousarray(swapped[::2, ::2])
+        src = self.color_ema((face_id, "src", mode), ct.color_stats(sub, weights, space))
+        ref = self.color_ema((face_id, "ref", mode), ct.color_stats(original, weights, space))
+        return ct.apply_transfer(swapped, src, ref, mode)
+
+    def merge(self, frame: np.ndarray, face_id: int, aligned_original: np.ndarray, matrix: np.ndarray,
+              face: np.ndarray, face_mask: np.ndarray, celeb_mask: np.ndarray,
+              aligned_landmarks68: np.ndarray | None = None, opacity: float = 1.0) -> tuple[np.ndarray, tuple]:
+        """Blend one swapped face into ``frame`` (BGR uint8, modified in place).
+
+        aligned_original: (R, R, 3) uint8 crop the model saw; matrix: its 2x3 frame->aligned matrix;
+        face: (R, R, 3) float32 swapped face; face_mask, celeb_mask: (R, R) float32.
+        Returns the warped mask on the ROI (float32) and the ROI slices, for inspection.
+        """
+        m = self.mask(face_id, face_mask, celeb_mask, aligned_landmarks68)
+        swapped = self.colour(face_id, face, aligned_original, m)
+        if self.settings.sharpen > 0:
+            blurred = cv2.GaussianBlur(swapped, (0, 0), 1.0)
+            swapped = np.clip(cv2.addWeighted(swapped, 1 + self.settings.sharpen, blurred, -self.settings.sharpen, 0), 0, 1)
+        alpha = m * np.float32(self.settings.opacity * opacity)
+        face_u8 = np.empty(swapped.shape, np.uint8)
+        np.multiply(swapped, np.float32(255.0), out=face_u8, casting="unsafe")
+        warped, roi = warp_from_aligned(face_u8, matrix, frame.shape)
+        if roi.empty:
+            return warped[..., 0].astype(np.float32), roi.slices()
+        warped_alpha, _ = warp_from_aligned(alpha, matrix, frame.shape)
+        sl = roi.slices()
+        region = frame[sl]
+        # (w1*face + w2*frame) / (w1 + w2) with rounding: exactly the frame where the mask is 0.
+        region[:] = cv2.blendLinear(warped, region, warped_alpha, 1.0 - warped_alpha)
+        return warped_alpha, sl

@@ -1,0 +1,332 @@
+"""The live loop: capture -> process -> output in three threads joined by one-slot queues.
+
+Each slot holds at most one frame and the newest wins (an unread frame that is replaced counts as a
+drop), so latency never grows with load. For a source that is not ``live`` (a video file read as
+fast as possible) the slots block instead, so every frame is processed, in order.
+
+Library API (stable; ``swapcam bench`` builds on it)::
+
+    pipe = Pipeline(source, processor, [sink, ...])
+    stats = pipe.run(max_frames=None)     # blocks; Ctrl-C / source end / stop() end it cleanly
+    stats = pipe.stats()                  # PipelineStats: per-stage ms arrays, latency, fps, drops
+
+``processor.process(frame: Frame, timings: dict[str, float]) -> (out: np.ndarray, faces: int)``
+adds its own stage times (ms) to ``timings`` (e.g. landmarks, align, swap, merge). A sink has
+``write(frame: np.ndarray, info: FrameInfo) -> None`` and ``close()``; a sink may call
+``pipeline.stop()`` (the window's quit key does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.sources import CaptureThread, Frame
+
+STAGES = ("capture", "landmarks", "align", "swap", "merge", "output")
+
+
+class LatestSlot:
+    """A queue of one item where the newest wins (``put`` replaces and counts a drop), or blocks.
+
+    ``blocking=True`` makes ``put`` wait until the slot is empty (lossless, for non-live sources).
+    """
+
+    def __init__(self, blocking: bool = False) -> None:
+        self._item = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self.blocking = blocking
+        self.dropped = 0
+
+    def put(self, item) -> bool:
+        """Store ``item``; False when the slot is closed."""
+        with self._cond:
+            if self.blocking:
+                while self._item is not None and not self._closed:
+                    self._cond.wait(0.1)
+            if self._closed:
+                return False
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None):
+        """The item (removing it); None on timeout or when closed and empty."""
+        with self._cond:
+            deadline = None if timeout is None else time.perf_counter() + timeout
+            while self._item is None and not self._closed:
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining if remaining is not None else 0.1)
+            item, self._item = self._item, None
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+@dataclass
+class FrameInfo:
+    """What a sink learns about a frame: its sequence number, capture time, stage timings (ms),
+    the number of faces swapped, and rolling figures for a HUD."""
+
+    seq: int
+    t_capture: float
+    timings: dict[str, float]
+    faces: int
+    fps: float = 0.0
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+
+
+@dataclass
+class _Processed:
+    frame: Frame
+    image: np.ndarray
+    timings: dict[str, float]
+    faces: int
+
+
+@dataclass
+class PipelineStats:
+    """Figures of one run. Arrays have one entry per output frame, in output order.
+
+    stage_ms: stage -> (n,) float64 ms (capture = the source's read after pacing: decode / driver; missing stages are 0);
+    latency_ms: (n,) capture -> last sink written, ms; seq: (n,) sequence numbers; faces: (n,);
+    t_output: (n,) perf_counter s when the frame left the sinks.
+    """
+
+    stage_ms: dict[str, np.ndarray]
+    latency_ms: np.ndarray
+    seq: np.ndarray
+    faces: np.ndarray
+    t_output: np.ndarray
+    frames_captured: int
+    frames_out: int
+    dropped_capture: int
+    dropped_output: int
+    wall_s: float
+    ended_by: str = "running"
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_capture + self.dropped_output
+
+    @property
+    def fps(self) -> float:
+        """Sustained output rate: frames out over the time from first to last output."""
+        if len(self.t_output) < 2:
+            return 0.0
+        span = float(self.t_output[-1] - self.t_output[0])
+        return (len(self.t_output) - 1) / span if span > 0 else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        return float(np.percentile(self.latency_ms, q)) if len(self.latency_ms) else float("nan")
+
+    def summary(self) -> str:
+        """A few lines a person reads: fps, latency p50/p95, per-stage mean/p95 ms, drops."""
+        lines = [
+            f"frames out {self.frames_out} of {self.frames_captured} captured, dropped {self.dropped} "
+            f"(capture {self.dropped_capture}, output {self.dropped_output}), ended by {self.ended_by}",
+            f"output fps {self.fps:.1f}; capture->sink latency p50 {self.latency_percentile(50):.1f} ms, "
+            f"p95 {self.latency_percentile(95):.1f} ms",
+        ]
+        parts = []
+        for name, arr in self.stage_ms.items():
+            if len(arr):
+                parts.append(f"{name} {arr.mean():.1f}/{np.percentile(arr, 95):.1f}")
+        lines.append("stage ms mean/p95: " + ", ".join(parts))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """JSON-friendly summary figures."""
+        return {
+            "frames_captured": self.frames_captured, "frames_out": self.frames_out,
+            "dropped_capture": self.dropped_capture, "dropped_output": self.dropped_output,
+            "fps": self.fps, "latency_p50_ms": self.latency_percentile(50),
+            "latency_p95_ms": self.latency_percentile(95), "wall_s": self.wall_s, "ended_by": self.ended_by,
+            "stage_ms_mean": {k: float(v.mean()) if len(v) else 0.0 for k, v in self.stage_ms.items()},
+            "stage_ms_p95": {k: float(np.percentile(v, 95)) if len(v) else 0.0 for k, v in self.stage_ms.items()},
+        }
+
+
+class PassThrough:
+    """A processor that returns the frame unchanged (for measuring the loop itself)."""
+
+    def process(self, frame: Frame, timings: dict[str, float]) -> tuple[np.ndarray, int]:
+        return frame.image, 0
+
+
+class Pipeline:
+    """capture thread -> [slot] -> processing thread -> [slot] -> output (the thread calling ``run``).
+
+    Output runs in the calling thread so that a preview window (which needs the main thread on some
+    systems) and Ctrl-C (delivered to the main thread) work. ``hud_window`` frames feed the HUD's
+    rolling fps and latency.
+    """
+
+    def __init__(self, source, processor, sinks: list, *, hud_window: int = 60) -> None:
+        self.source = source
+        self.processor = processor
+        self.sinks = list(sinks)
+        self.hud_window = hud_window
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._records: list[tuple[int, float, float, dict[str, float], int]] = []  # seq, t_cap, t_out, timings, faces
+        self._errors: list[str] = []
+        self._ended_by = "running"
+        self._t0 = self._t1 = 0.0
+        self._captured = 0
+        self._in_slot = self._out_slot = None
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current frame (thread-safe; sinks may call it)."""
+        self._stop.set()
+
+    def _process_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self._in_slot.get(timeout=0.1)
+                if frame is None:
+                    if self._in_slot.closed:
+                        break
+                    continue
+                timings: dict[str, float] = {}
+                image, faces = self.processor.process(frame, timings)
+                if not self._out_slot.put(_Processed(frame, image, timings, faces)):
+                    break
+        except BaseException as exc:
+            self._errors.append(f"processing: {type(exc).__name__}: {exc}")
+            self._ended_by = "error"
+            self._stop.set()
+        finally:
+            self._out_slot.close()
+
+    def run(self, max_frames: int | None = None) -> PipelineStats:
+        """Run until the source ends, ``max_frames`` frames are out, ``stop()`` or Ctrl-C.
+
+        Always releases the source and closes every sink (files finalised). Returns ``stats()``;
+        a KeyboardInterrupt is absorbed (``ended_by='interrupt'``), other errors are re-raised
+        after the clean-up.
+        """
+        self._stop.clear()
+        self._reset()
+        blocking = not getattr(self.source, "live", True)
+        self._in_slot, self._out_slot = LatestSlot(blocking), LatestSlot(blocking)
+
+        def deliver(frame: Frame) -> bool:
+            self._captured += 1
+            return self._in_slot.put(frame) and not self._stop.is_set()
+
+        capture = CaptureThread(self.source, deliver)
+        worker = threading.Thread(target=self._process_loop, name="process", daemon=True)
+        self._t0 = time.perf_counter()
+        capture.start()
+        worker.start()
+        failure: BaseException | None = None
+        try:
+            while True:
+                if capture.ended.is_set() and not self._in_slot.closed:
+                    self._in_slot.close()  # let the worker drain the last frame, then end
+                item = self._out_slot.get(timeout=0.1)
+                if item is None:
+                    if self._out_slot.closed or self._stop.is_set():
+                        break
+                    continue
+                self._emit(item)
+                if max_frames is not None and len(self._records) >= max_frames:
+                    self._ended_by = "max_frames"
+                    break
+            if self._ended_by == "running":
+                self._ended_by = "stopped" if self._stop.is_set() else "source ended"
+        except KeyboardInterrupt:
+            self._ended_by = "interrupt"
+        except BaseException as exc:
+            self._ended_by = "error"
+            self._errors.append(f"output: {type(exc).__name__}: {exc}")
+            failure = exc
+        finally:
+            self._stop.set()
+            capture.stop()
+            self._in_slot.close()
+            self._out_slot.close()
+            capture.join(timeout=5.0)
+            worker.join(timeout=10.0)
+            self._t1 = time.perf_counter()
+            self._close_all()
+        if capture.error is not None:
+            self._errors.append(f"capture: {type(capture.error).__name__}: {capture.error}")
+            if self._ended_by == "source ended":
+                self._ended_by = "error"
+        if failure is not None:
+            raise failure
+        return self.stats()
+
+    def _emit(self, item: _Processed) -> None:
+        t = time.perf_counter()
+        info = FrameInfo(item.frame.seq, item.frame.t_capture, item.timings, item.faces)
+        if self._records:
+            recent = self._records[-self.hud_window:]
+            span = t - recent[0][2]
+            info.fps = len(recent) / span if span > 0 else 0.0
+            lat = np.array([(r[2] - r[1]) * 1000 for r in recent])
+            info.latency_p50_ms, info.latency_p95_ms = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+        for sink in self.sinks:
+            sink.write(item.image, info)
+        t_out = time.perf_counter()
+        item.timings["output"] = (t_out - t) * 1000
+        item.timings["capture"] = item.frame.read_ms
+        with self._lock:
+            self._records.append((item.frame.seq, item.frame.t_capture, t_out, item.timings, item.faces))
+
+    def _close_all(self) -> None:
+        try:
+            self.source.close()
+        except Exception as exc:
+            self._errors.append(f"closing source: {exc}")
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self._errors.append(f"closing {type(sink).__name__}: {exc}")
+
+    def stats(self) -> PipelineStats:
+        """Figures so far (callable during or after ``run``)."""
+        with self._lock:
+            records = list(self._records)
+        n = len(records)
+        stage_names = list(STAGES) + sorted({k for r in records for k in r[3]} - set(STAGES))
+        stage_ms = {s: np.array([r[3].get(s, 0.0) for r in records], np.float64) for s in stage_names}
+        end = self._t1 or time.perf_counter()
+        return PipelineStats(
+            stage_ms=stage_ms,
+            latency_ms=np.array([(r[2] - r[1]) * 1000 for r in records], np.float64),
+            seq=np.array([r[0] for r in records], np.int64),
+            faces=np.array([r[4] for r in records], np.int64),
+            t_output=np.array([r[2] for r in records], np.float64),
+            frames_captured=self._captured,
+            frames_out=n,
+            dropped_capture=self._in_slot.dropped if self._in_slot else 0,
+            dropped_output=self._out_slot.dropped if self._out_slot else 0,
+            wall_s=end - self._t0 if self._t0 else 0.0,
+            ended_by=self._ended_by,
+            errors=list(self._errors),
+        )

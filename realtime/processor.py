@@ -1,0 +1,113 @@
+"""The per-frame work of the live loop: landmarks -> smoothing -> align -> swap (batched) -> merge.
+
+``FaceSwapProcessor.process(frame, timings)`` follows the pipeline's processor protocol and times
+each stage (ms) into ``timings``: landmarks, align, swap, merge. A frame with no face to draw (and
+any frame in bypass) is returned as the very same array, unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from realtime.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.merge import Merger, MergeSettings
+from realtime.smoothing import FaceHold, LandmarkSmoother
+from realtime.sources import Frame
+
+
+class FaceSwapProcessor:
+    """Swaps every face (or the largest) of each frame with the current model.
+
+    swappers: one or more ``FaceSwapper`` (next/previous model switch between them);
+    landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
+    smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
+    hold / fade: frames a lost face is held, then faded out.
+    """
+
+    def __init__(self, swappers: list, *, landmarker=None, max_faces: int = 1, largest_only: bool = False,
+                 merge: MergeSettings | None = None, smoother: LandmarkSmoother | None = None,
+                 mask_smoothing: float = 0.5, color_smoothing: float = 0.2, hold: int = 3, fade: int = 6,
+                 landmark_max_side: int = 1920) -> None:
+        if not swappers:
+            raise ValueError("at least one model is needed")
+        self.swappers = list(swappers)
+        self.index = 0
+        if landmarker is None:
+            from realtime.landmarks import FaceLandmarker
+
+            landmarker = FaceLandmarker(static_images=False, max_faces=max_faces, max_side=landmark_max_side)
+            self._owns_landmarker = True
+        else:
+            self._owns_landmarker = False
+        self.landmarker = landmarker
+        self.largest_only = largest_only
+        self.smoother = smoother if smoother is not None else LandmarkSmoother()
+        self.merge_settings = merge or MergeSettings()
+        self._mask_smoothing, self._color_smoothing = mask_smoothing, color_smoothing
+        self.merger = Merger(self.merge_settings, mask_smoothing=mask_smoothing, color_smoothing=color_smoothing)
+        self.hold = FaceHold(hold, fade)
+        self.bypass = False
+        self.last_landmarks: dict[int, np.ndarray] = {}  # smoothed 68-point landmarks of the last frame
+
+    @property
+    def swapper(self):
+        return self.swappers[self.index]
+
+    def toggle_bypass(self) -> str:
+        self.bypass = not self.bypass
+        return "bypass ON (original frame)" if self.bypass else "bypass off"
+
+    def select_model(self, step: int) -> str:
+        """Switch to the next (+1) or previous (-1) model; resets per-face temporal state of the merge."""
+        self.index = (self.index + step) % len(self.swappers)
+        self.merger = Merger(self.merge_settings, mask_smoothing=self._mask_smoothing, color_smoothing=self._color_smoothing)
+        return f"model {self.swapper.name}"
+
+    def next_model(self) -> str:
+        return self.select_model(+1)
+
+    def prev_model(self) -> str:
+        return self.select_model(-1)
+
+    def process(self, frame: Frame, timings: dict[str, float]) -> tuple[np.ndarray, int]:
+        image = frame.image
+        t0 = time.perf_counter()
+        faces = self.landmarker.detect(image)
+        if self.largest_only and len(faces) > 1:
+            faces = [max(faces, key=lambda f: f.size)]
+        present = {}
+        for f in faces:
+            present[f.face_id] = (self.smoother(f.face_id, f.landmarks68, frame.t, f.size), f.size)
+        self.smoother.keep_only(present)
+        draws = self.hold.update(present)
+        self.last_landmarks = {fid: lmk for fid, lmk, _, _ in draws}
+        t1 = time.perf_counter()
+        timings["landmarks"] = (t1 - t0) * 1000
+        if self.bypass or not draws:
+            self.merger.forget(self.hold.face_ids)
+            return image, 0
+        swapper = self.swapper
+        r = swapper.resolution
+        matrices = [align_matrix(lmk, r, swapper.face_type) for _, lmk, _, _ in draws]
+        crops = np.empty((len(draws), r, r, 3), np.uint8)
+        for i, m in enumerate(matrices):
+            crops[i] = warp_to_aligned(image, m, r)
+        t2 = time.perf_counter()
+        timings["align"] = (t2 - t1) * 1000
+        result = swapper.get(crops)
+        t3 = time.perf_counter()
+        timings["swap"] = (t3 - t2) * 1000
+        out = image.copy()
+        for i, (fid, lmk, _, opacity) in enumerate(draws):
+            aligned_lmk = transform_points(lmk, matrices[i]) if self.merge_settings.hull else None
+            self.merger.merge(out, fid, crops[i], matrices[i], result.face[i], result.face_mask[i],
+                              result.celeb_mask[i], aligned_lmk, opacity)
+        self.merger.forget(self.hold.face_ids)
+        timings["merge"] = (time.perf_counter() - t3) * 1000
+        return out, len(draws)
+
+    def close(self) -> None:
+        if self._owns_landmarker:
+            self.landmarker.close()

@@ -1,0 +1,170 @@
+"""Face-swap models (contract 1) behind one small class, in the style of insightface's model_zoo.
+
+``FaceSwapper(path)`` validates the file with ``read_model_info`` (clear errors for missing,
+not-ONNX and contract-breaking files), makes the ONNX Runtime session with the best providers this
+machine has (TensorRT, CUDA, CoreML, DirectML, CPU, in that order), and ``prepare()`` warms it up.
+``get(faces)`` swaps a batch of aligned faces in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.model_contract import (
+    DEFAULT_MORPH_VALUE,
+    INPUT_NAME,
+    MORPH_INPUT_NAME,
+    OUTPUT_NAMES,
+    ModelContractError,
+    ModelInfo,
+    read_model_info,
+)
+
+PREFERRED_PROVIDERS = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "CPUExecutionProvider",
+)
+_GPU_PROVIDERS = {"TensorrtExecutionProvider": "cuda", "CUDAExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
+
+
+def best_providers(requested: list[str] | None = None) -> list[str]:
+    """The providers to ask for: ``requested`` (validated) or every available one of PREFERRED_PROVIDERS, in order."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ValueError(f"execution providers {missing} are not available here; available: {available}")
+        return list(requested)
+    return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+
+
+def create_session(path: str | Path, providers: list[str] | None = None, threads: int = 0):
+    """An ONNX Runtime InferenceSession with the best providers (sessions are made only here)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=best_providers(providers))
+    except Exception as exc:  # ORT's own errors (invalid graph, unsupported op) name the cause
+        raise ModelContractError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass
+class SwapResult:
+    """Outputs for a batch of N faces at resolution R, float32 in [0, 1].
+
+    face_mask: (N, R, R) mask of the input face; face: (N, R, R, 3) swapped face, BGR;
+    celeb_mask: (N, R, R) mask of the swapped face.
+    """
+
+    face_mask: np.ndarray
+    face: np.ndarray
+    celeb_mask: np.ndarray
+
+
+class FaceSwapper:
+    """One DFM-contract model: aligned BGR uint8 faces in, swapped faces and masks out.
+
+    ``face_type`` overrides the model's face type (bare .dfm files default to whole_face);
+    ``morph_value`` feeds ``morph_value:0`` on models that have it (DeepFaceLab AMP).
+    """
+
+    def __init__(self, path: str | Path, *, face_type: str | None = None, providers: list[str] | None = None,
+                 morph_value: float = DEFAULT_MORPH_VALUE, threads: int = 0) -> None:
+        self.info: ModelInfo = read_model_info(path, face_type=face_type)
+        self.session = create_session(self.info.path, providers, threads)
+        self.providers: list[str] = self.session.get_providers()
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.input_dtype = np.float16 if inputs[INPUT_NAME].type == "tensor(float16)" else np.float32
+        self._morph = None
+        if MORPH_INPUT_NAME in inputs:
+            morph_dtype = np.float16 if inputs[MORPH_INPUT_NAME].type == "tensor(float16)" else np.float32
+            self._morph = np.array([morph_value], morph_dtype)
+        batch_dim = inputs[INPUT_NAME].shape[0]
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+        self.device = next((_GPU_PROVIDERS[p] for p in self.providers if p in _GPU_PROVIDERS), "cpu")
+        self._buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
+        self.warmup_ms: float | None = None
+
+    @property
+    def resolution(self) -> int:
+        return self.info.resolution
+
+    @property
+    def face_type(self) -> str:
+        return self.info.face_type
+
+    @property
+    def name(self) -> str:
+        return self.info.path.name
+
+    def describe(self) -> str:
+        return (f"model {self.info.path} (identity {self.info.identity!r}, {self.resolution} px, {self.face_type}, "
+                f"{np.dtype(self.input_dtype).name} input); ONNX Runtime providers in use: {', '.join(self.providers)}")
+
+    def prepare(self, warmup_runs: int = 2) -> FaceSwapper:
+        """Warm the session up (first runs allocate and, on GPUs, compile) so the first frame is not slow."""
+        faces = np.full((1, self.resolution, self.resolution, 3), 128, np.uint8)
+        t = time.perf_counter()
+        for _ in range(max(1, warmup_runs)):
+            self.get(faces)
+        self.warmup_ms = (time.perf_counter() - t) * 1000
+        return self
+
+    def _input(self, faces: np.ndarray) -> np.ndarray:
+        n = len(faces)
+        if self._buffer.shape[0] < n:
+            self._buffer = np.empty((n, self.resolution, self.resolution, 3), self.input_dtype)
+        buf = self._buffer[:n]
+        np.multiply(faces, np.float32(1.0 / 255.0), out=buf, casting="unsafe")
+        return buf
+
+    def get(self, faces: np.ndarray) -> SwapResult:
+        """Swap a batch of aligned faces: (N, R, R, 3) BGR uint8 -> SwapResult (one session call).
+
+        Models exported with a fixed batch size are called once per face.
+        """
+        faces = np.asarray(faces)
+        if faces.ndim == 3:
+            faces = faces[None]
+        r = self.resolution
+        if faces.shape[1:] != (r, r, 3) or faces.dtype != np.uint8:
+            raise ValueError(f"faces must be uint8 (N, {r}, {r}, 3) BGR, got {faces.dtype} {faces.shape}")
+        if self.fixed_batch and len(faces) != self.fixed_batch:
+            parts = [self.get(faces[i:i + 1]) for i in range(len(faces))]
+            return SwapResult(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("face_mask", "face", "celeb_mask")))
+        x = self._input(faces)
+        if self.device != "cpu":
+            outputs = self._run_bound(x)
+        else:
+            feeds = {INPUT_NAME: x}
+            if self._morph is not None:
+                feeds[MORPH_INPUT_NAME] = self._morph
+            outputs = self.session.run(list(OUTPUT_NAMES), feeds)
+        face_mask, face, celeb_mask = (np.asarray(o, np.float32) for o in outputs)
+        return SwapResult(face_mask.reshape(len(faces), r, r), face.reshape(len(faces), r, r, 3),
+                          celeb_mask.reshape(len(faces), r, r))
+
+    def _run_bound(self, x: np.ndarray) -> list[np.ndarray]:
+        """I/O binding on a GPU: input copied once to the device, outputs allocated there, copied back once."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(INPUT_NAME, x)
+        if self._morph is not None:
+            binding.bind_cpu_input(MORPH_INPUT_NAME, self._morph)
+        for name in OUTPUT_NAMES:
+            binding.bind_output(name, self.device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
