@@ -144,6 +144,13 @@ def test_out_folder_that_is_not_a_faceset_is_refused_untouched(tmp_path, stills_
     assert sorted(p.name for p in out.iterdir()) == ["thesis.txt"]
 
 
+def test_the_out_faceset_as_input_is_an_error(stills_faceset, capsys):
+    before = (stills_faceset / "faceset.jsonl").read_bytes()
+    assert swapcam(["extract", str(stills_faceset), "--out", str(stills_faceset), "--size", "128", "--no-progress"]) == 1
+    assert "is the --out faceset itself" in capsys.readouterr().out
+    assert (stills_faceset / "faceset.jsonl").read_bytes() == before
+
+
 def test_other_size_into_existing_faceset_is_refused(stills_faceset, stills_folder, capsys):
     assert swapcam(["extract", str(stills_folder), "--out", str(stills_faceset), "--size", "256", "--no-progress"]) == 2
     assert "128 px" in capsys.readouterr().err

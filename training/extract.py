@@ -137,11 +137,14 @@ def _file_key(source: str) -> str:
     return f"{stem}-{hashlib.sha1(source.encode()).hexdigest()[:6]}"
 
 
-def collect_inputs(inputs: list[str | Path], summary: ExtractSummary) -> list[tuple[str, Path]]:
-    """Expand INPUTs into ("video" | "image" | "folder-image", path) jobs; missing paths become errors."""
+def collect_inputs(inputs: list[str | Path], summary: ExtractSummary, out: Path | None = None) -> list[tuple[str, Path]]:
+    """Expand INPUTs into ("video" | "image" | "folder-image", path) jobs; missing paths (and the
+    output faceset itself) become errors."""
     jobs: list[tuple[str, Path]] = []
     for item in map(Path, inputs):
-        if item.is_dir():
+        if out is not None and item.resolve() == out.resolve():
+            summary.errors.append((str(item), "this is the --out faceset itself; pass the source videos/photos"))
+        elif item.is_dir():
             for child in sorted(item.iterdir()):
                 if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
                     jobs.append(("folder-image", child))
@@ -289,7 +292,7 @@ def extract(inputs: list[str | Path], out: str | Path, options: ExtractOptions =
     summary = ExtractSummary()
     faceset = Faceset.create(out, options.size, options.face_type)
     run = _Extractor(faceset, options, summary)
-    jobs = collect_inputs(inputs, summary)
+    jobs = collect_inputs(inputs, summary, Path(out))
     for kind, path in jobs:
         if kind == "video":
             run.video(path)
