@@ -82,7 +82,7 @@ class LatestSlot:
 @dataclass
 class FrameInfo:
     """What a sink learns about a frame: its sequence number, capture time, stage timings (ms),
-    the number of faces swapped, and rolling figures for a HUD."""
+    the number of faces swapped, rolling figures for a HUD, and the unprocessed frame."""
 
     seq: int
     t_capture: float
@@ -91,6 +91,7 @@ class FrameInfo:
     fps: float = 0.0
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
+    source_image: np.ndarray | None = None  # the captured frame before processing (read-only)
 
 
 @dataclass
@@ -282,7 +283,8 @@ class Pipeline:
 
     def _emit(self, item: _Processed) -> None:
         t = time.perf_counter()
-        info = FrameInfo(item.frame.seq, item.frame.t_capture, item.timings, item.faces)
+        info = FrameInfo(item.frame.seq, item.frame.t_capture, item.timings, item.faces,
+                         source_image=item.frame.image)
         if self._records:
             recent = self._records[-self.hud_window:]
             span = t - recent[0][2]

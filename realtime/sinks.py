@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,7 +95,7 @@ class VirtualCameraSink:
                                               device=self.device, backend=self.backend)
         except Exception as exc:
             raise VirtualCameraUnavailable(
-                f"no virtual camera could be opened ({str(exc).strip() or type(exc).__name__}). "
+                f"pyvirtualcam found no virtual camera ({' '.join(str(exc).split()) or type(exc).__name__}). "
                 f"To get one, {how_to_get_virtual_camera()}; or choose another output with --sink window|file."
             ) from exc
 
@@ -307,5 +306,29 @@ def side_by_side(original: np.ndarray, swapped: np.ndarray, path: str | Path, la
     return path
 
 
-def print_err(message: str) -> None:
-    print(message, file=sys.stderr)
+class SideBySideSink:
+    """Writes one PNG still, input | swapped, of the first frame at or after ``at_frame`` with a face
+    swapped (or the last frame seen, on close, if none had one)."""
+
+    def __init__(self, path: str | Path, *, at_frame: int = 30) -> None:
+        self.path = Path(path)
+        self.at_frame = at_frame
+        self.written = False
+        self._fallback: tuple[np.ndarray, np.ndarray] | None = None
+
+    def describe(self) -> str:
+        return f"side-by-side still {self.path} (frame {self.at_frame} or later)"
+
+    def write(self, frame: np.ndarray, info=None) -> None:
+        if self.written or info is None or info.source_image is None:
+            return
+        if info.seq >= self.at_frame and info.faces > 0:
+            side_by_side(info.source_image, frame, self.path)
+            self.written = True
+        else:
+            self._fallback = (info.source_image, frame)
+
+    def close(self) -> None:
+        if not self.written and self._fallback is not None:
+            side_by_side(*self._fallback, self.path)
+            self.written = True

@@ -1,0 +1,248 @@
+"""`swapcam live` (and `python run_live.py`): camera/video -> face swap -> virtual camera/window/file.
+
+With no arguments it chooses for itself and says what it chose, why, and how to change it:
+model models/demo.onnx; source the first webcam that opens, else the built-in demo; output the
+virtual camera if one exists, else a window if there is a screen, else ./swapcam_output.mp4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = Path("models/demo.onnx")
+DEFAULT_OUTPUT = Path("swapcam_output.mp4")
+SINKS = ("auto", "vcam", "window", "file", "null")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """All options of `swapcam live`."""
+    from realtime.color_transfer import MODES
+    from realtime.merge import MASK_MODES, MergeSettings
+    from realtime.sinks import VCAM_FORMATS
+
+    d = MergeSettings()
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", action="append", type=Path, metavar="PATH",
+                   help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})")
+    g.add_argument("--face-type", default=None, help="override the model's face type (bare .dfm files: whole_face)")
+    g.add_argument("--providers", default=None,
+                   help="comma-separated ONNX Runtime providers to use instead of the best available ones")
+    g.add_argument("--morph", type=float, default=0.75, help="morph_value fed to DeepFaceLab AMP models")
+
+    g = parser.add_argument_group("source")
+    g.add_argument("--source", default="auto",
+                   help="'auto' (first webcam, else demo), 'demo', a camera index or /dev/videoN, a video file, an image folder")
+    g.add_argument("--width", type=int, default=640, help="camera width to request")
+    g.add_argument("--height", type=int, default=480, help="camera height to request")
+    g.add_argument("--fps", type=float, default=30.0, help="camera fps to request; pace of the demo source and image folders")
+    g.add_argument("--no-mjpg", action="store_true", help="do not ask the camera for MJPG")
+    g.add_argument("--unpaced", action="store_true",
+                   help="read video files/folders as fast as possible, every frame processed (not like a camera)")
+    g.add_argument("--loop", action="store_true", help="loop video files, image folders and the demo source")
+    g.add_argument("--reconnect", action="store_true", help="reopen a camera that stops delivering instead of ending")
+    g.add_argument("--demo-seconds", type=float, default=10.0, help="length of the built-in demo source (without --loop)")
+
+    g = parser.add_argument_group("output")
+    g.add_argument("--sink", action="append", choices=SINKS, metavar="{" + ",".join(SINKS) + "}",
+                   help="where frames go; repeat for several (default: auto = virtual camera, else window, else file)")
+    g.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="video file for --sink file")
+    g.add_argument("--vcam-format", choices=VCAM_FORMATS, default="RGB", help="pixel format sent to the virtual camera")
+    g.add_argument("--vcam-device", default=None, help="virtual camera device (e.g. /dev/video10, 'OBS Virtual Camera')")
+    g.add_argument("--vcam-backend", default=None, help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
+    g.add_argument("--no-window-fallback", action="store_true",
+                   help="with --sink vcam: fail instead of opening a window when no virtual camera exists")
+    g.add_argument("--no-hud", action="store_true", help="start the window without the HUD (toggle with h)")
+    g.add_argument("--side-by-side", type=Path, default=None, metavar="PNG",
+                   help="also write one still, input | swapped, to this PNG")
+    g.add_argument("--side-by-side-frame", type=int, default=30, help="frame number of that still")
+    g.add_argument("--stats-json", type=Path, default=None, help="write the run's figures (fps, latency, stage ms) here")
+
+    g = parser.add_argument_group("faces and smoothing")
+    g.add_argument("--max-faces", type=int, default=1, help="faces to swap per frame")
+    g.add_argument("--largest-only", action="store_true", help="swap only the largest face")
+    g.add_argument("--landmark-max-side", type=int, default=1920, help="downscale frames above this side for landmarks")
+    g.add_argument("--no-smoothing", action="store_true", help="turn off landmark smoothing (One Euro filter)")
+    g.add_argument("--min-cutoff", type=float, default=1.5, help="One Euro min cutoff, Hz (lower = steadier when still)")
+    g.add_argument("--beta", type=float, default=8.0, help="One Euro beta per face size/s (higher = less lag when moving)")
+    g.add_argument("--mask-smoothing", type=float, default=0.5, help="mask EMA rate in (0, 1]; 1 = off")
+    g.add_argument("--color-smoothing", type=float, default=0.2, help="colour-statistics EMA rate in (0, 1]; 1 = off")
+    g.add_argument("--hold", type=int, default=3, help="frames a lost face is held")
+    g.add_argument("--fade", type=int, default=6, help="frames a lost face then fades out over")
+
+    g = parser.add_argument_group("merge")
+    g.add_argument("--mask", choices=MASK_MODES, default=d.mask, help="model masks to use")
+    g.add_argument("--hull", action="store_true", help="also limit the mask to the landmark hull")
+    g.add_argument("--erode", type=int, default=d.erode, help="shrink (>0) or grow (<0) the mask, aligned-face pixels")
+    g.add_argument("--blur", type=int, default=d.blur, help="feather the mask edge, aligned-face pixels")
+    g.add_argument("--color", choices=MODES, default=d.color, help="colour transfer onto the swapped face")
+    g.add_argument("--opacity", type=float, default=d.opacity, help="0..1 strength of the swap")
+    g.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask amount on the swapped face (0 = off)")
+
+    g = parser.add_argument_group("run")
+    g.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames")
+
+
+def _say(text: str) -> None:
+    print(f"swapcam live: {text}", flush=True)
+
+
+def _fail(text: str, code: int = 2) -> int:
+    print(f"swapcam live: error: {text}", file=sys.stderr, flush=True)
+    return code
+
+
+def _load_models(args) -> list:
+    from realtime.swapper import FaceSwapper
+
+    default = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else Path(__file__).resolve().parents[1] / DEFAULT_MODEL
+    paths = args.model or [default]
+    if not args.model:
+        _say(f"model: {DEFAULT_MODEL} (the shipped demo model; change with --model PATH)")
+    providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
+    swappers = []
+    for path in paths:
+        if not Path(path).is_file() and not args.model:
+            raise FileNotFoundError(
+                f"the demo model {DEFAULT_MODEL} is missing. It ships with the repository (git pull / a fresh "
+                "clone brings it); or make your own with `swapcam extract`, `swapcam train`, `swapcam export`, "
+                "or use any DeepFaceLab .dfm / DFM-compatible .onnx with --model PATH")
+        swapper = FaceSwapper(path, face_type=args.face_type, providers=providers, morph_value=args.morph)
+        swapper.prepare()
+        _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
+        swappers.append(swapper)
+    return swappers
+
+
+def _open_source(args):
+    from realtime.sources import first_webcam, open_source
+
+    common = dict(width=args.width, height=args.height, fps=args.fps, mjpg=not args.no_mjpg)
+    if args.source == "auto":
+        cam = first_webcam(**common, reconnect=args.reconnect)
+        if cam is not None:
+            _say(f"source: {cam.describe()} (the first webcam that opened; change with --source INDEX|FILE|FOLDER|demo)")
+            return cam
+        from realtime.demo_source import DemoSource
+
+        src = DemoSource(fps=args.fps, seconds=args.demo_seconds, loop=args.loop, realtime=not args.unpaced)
+        _say(f"source: {src.describe()} — no webcam opened on this machine "
+             "(change with --source INDEX|FILE|FOLDER; --loop keeps the demo running)")
+        return src
+    src = open_source(args.source, **common, realtime=not args.unpaced, loop=args.loop, reconnect=args.reconnect,
+                      demo_seconds=args.demo_seconds)
+    _say(f"source: {src.describe()}")
+    return src
+
+
+def _make_sinks(args, fps: float, actions: dict) -> list:
+    from realtime.sinks import (
+        NullSink,
+        SideBySideSink,
+        VideoFileSink,
+        VirtualCameraSink,
+        display_available,
+        virtual_camera_available,
+    )
+
+    def window():
+        from realtime.sinks import WindowSink
+
+        return WindowSink(actions=actions, hud=not args.no_hud)
+
+    requested = args.sink or ["auto"]
+    sinks = []
+    for kind in requested:
+        if kind == "auto":
+            ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
+            if ok:
+                sinks.append(VirtualCameraSink(fps=fps, fmt=args.vcam_format, device=args.vcam_device,
+                                               backend=args.vcam_backend))
+                _say(f"output: {why} (a virtual camera was found; Zoom/Meet/OBS can pick it)")
+            elif display_available():
+                sinks.append(window())
+                _say(f"output: preview window — {why}")
+            else:
+                sinks.append(VideoFileSink(args.output, fps=fps))
+                _say(f"output: video file {args.output} — no virtual camera and no display ($DISPLAY / "
+                     f"$WAYLAND_DISPLAY unset). Why no virtual camera: {why}")
+            _say("change the output with --sink vcam|window|file|null (repeatable) and --output PATH")
+        elif kind == "vcam":
+            ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
+            if ok:
+                sinks.append(VirtualCameraSink(fps=fps, fmt=args.vcam_format, device=args.vcam_device,
+                                               backend=args.vcam_backend))
+                _say(f"output: {why}")
+            elif not args.no_window_fallback and display_available():
+                _say(f"{why}\nswapcam live: falling back to a preview window (--no-window-fallback to fail instead)")
+                sinks.append(window())
+            else:
+                raise RuntimeError(why)
+        elif kind == "window":
+            if not display_available():
+                raise RuntimeError("--sink window needs a display ($DISPLAY or $WAYLAND_DISPLAY); use --sink file")
+            sinks.append(window())
+            _say("output: preview window")
+        elif kind == "file":
+            sinks.append(VideoFileSink(args.output, fps=fps))
+            _say(f"output: video file {args.output}")
+        elif kind == "null":
+            sinks.append(NullSink())
+    if args.side_by_side:
+        sinks.append(SideBySideSink(args.side_by_side, at_frame=args.side_by_side_frame))
+    return sinks
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the live loop; returns 0 on a clean end, 2 on bad input."""
+    from realtime.merge import MergeSettings
+    from realtime.model_contract import ModelContractError
+    from realtime.pipeline import Pipeline
+    from realtime.processor import FaceSwapProcessor
+    from realtime.smoothing import LandmarkSmoother
+    from realtime.sources import SourceError
+
+    try:
+        merge = MergeSettings(mask=args.mask, hull=args.hull, erode=args.erode, blur=args.blur, color=args.color,
+                              opacity=args.opacity, sharpen=args.sharpen).validate()
+        swappers = _load_models(args)
+    except (FileNotFoundError, ModelContractError, ValueError) as exc:
+        return _fail(str(exc))
+    try:
+        source = _open_source(args)
+    except SourceError as exc:
+        return _fail(str(exc))
+    processor = FaceSwapProcessor(
+        swappers, max_faces=args.max_faces, largest_only=args.largest_only, merge=merge,
+        smoother=LandmarkSmoother(args.min_cutoff, args.beta, enabled=not args.no_smoothing),
+        mask_smoothing=args.mask_smoothing, color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade,
+        landmark_max_side=args.landmark_max_side)
+    pipeline = None
+    actions = {"quit": lambda: pipeline.stop(), "bypass": processor.toggle_bypass,
+               "next_model": processor.next_model, "prev_model": processor.prev_model}
+    try:
+        sinks = _make_sinks(args, float(getattr(source, "fps", args.fps) or args.fps), actions)
+    except (RuntimeError, ValueError) as exc:
+        source.close()
+        processor.close()
+        return _fail(str(exc))
+    pipeline = Pipeline(source, processor, sinks)
+    _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
+                                      if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
+    try:
+        stats = pipeline.run(max_frames=args.max_frames)
+    finally:
+        processor.close()
+    print(stats.summary(), flush=True)
+    for sink in sinks:
+        if hasattr(sink, "path") and Path(sink.path).exists():
+            _say(f"wrote {sink.path}")
+    if args.stats_json:
+        args.stats_json.write_text(json.dumps(stats.as_dict(), indent=2))
+    if stats.errors:
+        for err in stats.errors:
+            print(f"swapcam live: error: {err}", file=sys.stderr)
+        return 1
+    return 0
