@@ -17,9 +17,11 @@ from swapcam.cli import main as swapcam
 from training.extract import ExtractOptions, extract
 from training.faceset import Faceset
 
-# Until tests/conftest.py lists "tests.fixtures.facesets" in pytest_plugins.
-from tests.fixtures.facesets import astronaut_faceset, grace_hopper_faceset  # noqa: F401
+import tests.conftest
 from tests.fixtures.faces import shared_path
+
+if "tests.fixtures.facesets" not in tests.conftest.pytest_plugins:  # until conftest loads them
+    from tests.fixtures.facesets import astronaut_faceset, grace_hopper_faceset  # noqa: F401
 
 QUIET = ExtractOptions(size=128, progress=False)
 
@@ -119,6 +121,23 @@ def test_corrupt_videos_fail_by_name_and_other_inputs_still_extracted(tmp_path, 
         assert f"ERROR {tmp_path / name}" in printed.out
     assert "input(s) failed" in printed.err
     assert len(Faceset.open(out)) == 40  # the good video was extracted in full
+
+
+def test_video_that_stops_decoding_midway_is_an_error_and_keeps_its_faces(tmp_path, astronaut_video, capsys):
+    # MJPG .avi cut after ~60% of its bytes: it opens and announces 40 frames, then decoding stops.
+    cap = cv2.VideoCapture(str(astronaut_video))
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (640, 480))
+    while (frame := cap.read())[0]:
+        writer.write(frame[1])
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    out = tmp_path / "fs"
+    assert swapcam(["extract", str(cut), "--out", str(out), "--size", "64", "--no-progress"]) == 1
+    assert f"ERROR {cut}: decoding stopped at frame" in capsys.readouterr().out
+    kept = len(Faceset.open(out))
+    assert 10 <= kept < 40  # the frames before the damage were extracted and kept
 
 
 def test_corrupt_image_in_folder_is_skipped_counted_and_named(tmp_path, astronaut, capsys):

@@ -7,8 +7,10 @@ import numpy as np
 
 from swapcam.cli import main as swapcam
 
-# Until tests/conftest.py lists "tests.fixtures.facesets" in pytest_plugins.
-from tests.fixtures.facesets import astronaut_faceset  # noqa: F401
+import tests.conftest
+
+if "tests.fixtures.facesets" not in tests.conftest.pytest_plugins:  # until conftest loads them
+    from tests.fixtures.facesets import astronaut_faceset  # noqa: F401
 from tests.fixtures.faces import shared_path
 from training.extract import ExtractOptions, extract
 from training.faceset import Faceset
