@@ -28,7 +28,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the aligned face images in pixels")
     parser.add_argument("--every-nth", type=int, default=1, metavar="N", help="take every N-th video frame")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N",
-                        help="read at most N frames of each video (default: all)")
+                        help="read at most N frames of each video (None: every frame)")
     parser.add_argument("--max-faces", type=int, default=1, metavar="N",
                         help="keep at most N faces per frame (the largest ones)")
     parser.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
