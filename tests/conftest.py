@@ -7,4 +7,5 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 pytest_plugins = [
     "tests.fixtures.faces",
     "tests.fixtures.videos",
+    "tests.fixtures.facesets",
 ]
