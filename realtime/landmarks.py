@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -136,6 +137,9 @@ class FaceLandmarker:
         max_side: int = 1920,
     ) -> None:
         import mediapipe as mp  # imported here: slow to import and only needed once a detector exists
+
+        # mediapipe 0.10.14 calls a protobuf API that warns on every graph start; it is harmless
+        warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
