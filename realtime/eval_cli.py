@@ -75,8 +75,15 @@ def main(args: argparse.Namespace) -> int:
         else:
             from realtime.eval_swap import swap_frames
 
+            import cv2
+
             inputs = list(inputs)
-            outputs = swap_frames(inputs, args.model, color=args.color)
+            fps = 25.0
+            if args.input.is_file():
+                cap = cv2.VideoCapture(str(args.input))
+                fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
+                cap.release()
+            outputs = swap_frames(inputs, args.model, color=args.color, fps=fps)
         args.out.mkdir(parents=True, exist_ok=True)
         result = evaluate(inputs, outputs, target, gallery, encoder=encoder, identity_every=args.identity_every,
                           sheet_frames=args.sheet_frames, expected_frames=total or None, progress=not args.no_progress)

@@ -297,6 +297,7 @@ def _summarise(track: _Track, target: Identity, gallery: list[Identity], n: int,
         },
         "per_frame": {
             "similarity_to_target": [_finite_or_none(v) for v in track.similarity],
+            "input_similarity_to_target": [_finite_or_none(v) for v in track.input_similarity],
             "pose_error_deg": [None if p is None else float(np.mean(p)) for p in track.pose],
             "expression_error_iod": [_finite_or_none(v) for v in track.expression],
             "warp_error_input": [_finite_or_none(v) for v in track.warp_in],

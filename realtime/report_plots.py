@@ -44,6 +44,9 @@ def eval_curves_png(report: dict, path: str | Path) -> Path:
     sim = _series(pf["similarity_to_target"])
     ok = np.isfinite(sim)
     axes[0].plot(frames[ok], sim[ok], ".-", color="tab:purple", label="output vs target")
+    if "input_similarity_to_target" in pf:
+        base = _series(pf["input_similarity_to_target"])
+        axes[0].plot(frames[ok], base[ok], ".-", color="tab:gray", label="input vs target")
     axes[0].set_ylabel("cosine to target")
     axes[0].set_title(f"identity (target: {report['identity']['target']})")
     axes[1].plot(frames, _series(pf["pose_error_deg"]), color="tab:red")
@@ -109,12 +112,12 @@ def bench_png(report: dict, path: str | Path) -> Path:
     data = [np.asarray(r["latency_ms_samples"], np.float64) for r in runs]
     nonempty = [d if d.size else np.array([np.nan]) for d in data]
     ax_lat.violinplot([d[np.isfinite(d)] if np.isfinite(d).any() else np.array([0.0]) for d in nonempty], showmedians=True)
-    for i, r in enumerate(runs, start=1):
-        p95 = r["latency_ms"]["p95"]
-        if p95 is not None:
+    for i, d in enumerate(data, start=1):
+        if np.isfinite(d).any():
+            p95 = float(np.percentile(d[np.isfinite(d)], 95))
             ax_lat.plot([i - 0.2, i + 0.2], [p95, p95], color="black", lw=1)
     ax_lat.set_xticks(range(1, len(names) + 1), names, rotation=20, ha="right", fontsize=8)
-    ax_lat.set_ylabel("capture -> sink latency (ms); bar = p95")
+    ax_lat.set_ylabel(f"latency ms, {report.get('latency_label', 'capture -> sink')} (bar = p95)")
     ax_lat.set_title("latency distribution")
     ax_lat.grid(alpha=0.3, axis="y")
 
