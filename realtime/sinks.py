@@ -57,18 +57,10 @@ def bgr_to_format(frame: np.ndarray, fmt: str) -> np.ndarray:
         uv = np.empty(u.size * 2, np.uint8)
         uv[0::2], uv[1::2] = u, v
         return np.vstack([y, uv.reshape(h // 2, w)])
-    if fmt in ("YUYV", "UYVY"):
-        yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV)  # full-res Y, U, V; chroma averaged over pixel pairs
-        h, w = frame.shape[:2]
-        y = yuv[:, :, 0]
-        u = ((yuv[:, 0::2, 1].astype(np.uint16) + yuv[:, 1::2, 1]) // 2).astype(np.uint8)
-        v = ((yuv[:, 0::2, 2].astype(np.uint16) + yuv[:, 1::2, 2]) // 2).astype(np.uint8)
-        out = np.empty((h, w * 2), np.uint8)
-        if fmt == "YUYV":
-            out[:, 0::2], out[:, 1::4], out[:, 3::4] = y, u, v
-        else:
-            out[:, 1::2], out[:, 0::4], out[:, 2::4] = y, u, v
-        return out
+    if fmt == "YUYV":
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_YUYV).reshape(frame.shape[0], -1)
+    if fmt == "UYVY":
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_UYVY).reshape(frame.shape[0], -1)
     raise ValueError(f"unknown virtual camera pixel format {fmt!r}; choose one of {', '.join(VCAM_FORMATS)}")
 
 
@@ -143,6 +135,7 @@ class VideoFileSink:
     """
 
     CODECS = ("avc1", "mp4v")
+    _unavailable: set[tuple[str, str]] = set()  # (codec, suffix) this OpenCV build cannot write
 
     def __init__(self, path: str | Path, *, fps: float = 30.0, codec: str | None = None) -> None:
         self.path = Path(path)
@@ -156,11 +149,19 @@ class VideoFileSink:
     def open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for codec in self.codecs:
-            writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
+            if (codec, self.path.suffix) in VideoFileSink._unavailable:
+                continue
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a missing encoder is expected
+            try:
+                writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
+            finally:
+                cv2.utils.logging.setLogLevel(level)
             if writer.isOpened():
                 self.writer, self.codec = writer, codec
                 return
             writer.release()
+            VideoFileSink._unavailable.add((codec, self.path.suffix))  # do not retry (and re-log) it
         raise RuntimeError(f"OpenCV cannot write {self.path.suffix or 'video'} files with codecs {self.codecs}; "
                            "try --output NAME.avi")
 

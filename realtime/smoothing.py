@@ -60,11 +60,12 @@ class LandmarkSmoother:
     """One Euro filters per face id over (K, 2) landmarks in frame pixels.
 
     The speed that opens the filter is in face sizes per second; ``beta`` per that unit. Defaults
-    (min_cutoff 1.5 Hz, beta 8) were tuned on a still face (shake well under a pixel) and a moving
-    one (the face moving 0.5 face/s is followed within a frame or two).
+    (min_cutoff 1.0 Hz, beta 20) were tuned on the test videos (a 210 px face, 25 fps): on a still
+    face the frame-to-frame shake drops about 6x (0.16 -> 0.026 px); on a moving head the smoothed
+    landmarks stay within about 1-2.5 px of the raw ones (vs 2-5 px at beta 8).
     """
 
-    def __init__(self, min_cutoff: float = 1.5, beta: float = 8.0, d_cutoff: float = 1.0, enabled: bool = True) -> None:
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 20.0, d_cutoff: float = 1.0, enabled: bool = True) -> None:
         self.min_cutoff, self.beta, self.d_cutoff, self.enabled = min_cutoff, beta, d_cutoff, enabled
         self._filters: dict[int, OneEuroFilter] = {}
 

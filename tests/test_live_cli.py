@@ -1,0 +1,83 @@
+"""`python run_live.py` / `swapcam live` as a user runs it: real processes, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, str(REPO / "run_live.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_option(tmp_path):
+    res = _run(["--help"], tmp_path)
+    assert res.returncode == 0
+    for option in ("--model", "--source", "--sink", "--output", "--vcam-format", "--no-smoothing", "--color",
+                   "--erode", "--blur", "--opacity", "--hull", "--largest-only", "--unpaced", "--loop",
+                   "--side-by-side", "--max-frames", "--reconnect"):
+        assert option in res.stdout, option
+
+
+def test_bad_inputs_exit_non_zero_with_a_clear_message(tmp_path, exported_model):
+    res = _run(["--model", str(tmp_path / "nope.onnx")], tmp_path)
+    assert res.returncode == 2 and "model file not found" in res.stderr and "nope.onnx" in res.stderr
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("hello")
+    res = _run(["--model", str(junk)], tmp_path)
+    assert res.returncode == 2 and "not an ONNX model" in res.stderr
+    res = _run(["--model", str(exported_model), "--source", "7", "--sink", "null"], tmp_path)
+    assert res.returncode == 2 and "camera 7 does not open" in res.stderr and "Cameras found" in res.stderr
+    res = _run(["--model", str(exported_model), "--source", str(tmp_path / "missing.mp4")], tmp_path)
+    assert res.returncode == 2 and "missing.mp4" in res.stderr
+
+
+def test_missing_default_model_says_how_to_get_one(tmp_path):
+    if (REPO / "models" / "demo.onnx").exists():
+        pytest.skip("the demo model is present")
+    res = _run([], tmp_path)
+    assert res.returncode == 2 and "models/demo.onnx is missing" in res.stderr and "--model" in res.stderr
+
+
+def test_video_to_file_with_side_by_side_and_stats(tmp_path, exported_model, astronaut_video):
+    out, still, stats = tmp_path / "out.mp4", tmp_path / "pair.png", tmp_path / "stats.json"
+    res = _run(["--model", str(exported_model), "--source", str(astronaut_video), "--unpaced", "--sink", "file",
+                "--output", str(out), "--side-by-side", str(still), "--side-by-side-frame", "5",
+                "--stats-json", str(stats)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "providers in use: " in res.stdout and "CPUExecutionProvider" in res.stdout
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+    cap.release()
+    img = cv2.imread(str(still))
+    assert img.shape == (480, 1280, 3)
+    figures = json.loads(stats.read_text())
+    assert figures["frames_out"] == 40 and figures["stage_ms_mean"]["swap"] > 0 and figures["latency_p95_ms"] > 0
+
+
+def test_headless_defaults_pick_the_demo_source_and_a_file(tmp_path, exported_model):
+    """No camera, no virtual camera, no display (this machine): demo source into ./swapcam_output.mp4,
+    and each choice is explained with the option that changes it."""
+    res = _run(["--model", str(exported_model), "--demo-seconds", "1", "--unpaced"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    if "source: built-in demo" not in res.stdout:
+        pytest.skip("a webcam is present on this machine")
+    assert "--source" in res.stdout
+    if "output: video file" not in res.stdout:
+        pytest.skip("a virtual camera is present on this machine")
+    assert "--sink" in res.stdout
+    if sys.platform == "linux":
+        assert "modprobe v4l2loopback" in res.stdout
+    assert (tmp_path / "swapcam_output.mp4").exists()
+    assert "wrote swapcam_output.mp4" in res.stdout

@@ -1,0 +1,103 @@
+"""Merge: the exported model's output blended back on the face ROI of a real frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.alignment import align_face
+from realtime.color_transfer import MODES
+from realtime.merge import Merger, MergeSettings
+from realtime.swapper import FaceSwapper
+
+
+@pytest.fixture(scope="module")
+def swapped(exported_model, astronaut, still_landmarker):
+    sw = FaceSwapper(exported_model)
+    face = still_landmarker.detect(astronaut)[0]
+    aligned = align_face(astronaut, face.landmarks68, sw.resolution, sw.face_type)
+    return aligned, sw.get(aligned.image)
+
+
+def _merge(frame, aligned, out, settings, opacity=1.0, merger=None):
+    merger = merger or Merger(settings, mask_smoothing=1.0, color_smoothing=1.0)
+    mask, sl = merger.merge(frame, 0, aligned.image, aligned.matrix, out.face[0], out.face_mask[0],
+                            out.celeb_mask[0], aligned.aligned_landmarks68, opacity)
+    return mask, sl
+
+
+@pytest.mark.parametrize("color", MODES)
+def test_only_the_masked_face_region_changes(astronaut, swapped, color):
+    aligned, out = swapped
+    frame = astronaut.copy()
+    mask, sl = _merge(frame, aligned, out, MergeSettings(color=color))
+    full = np.zeros(frame.shape[:2], np.float32)
+    full[sl] = mask
+    changed = (frame != astronaut).any(2)
+    assert not changed[full == 0].any(), "pixels outside the merge mask changed"
+    assert changed[full > 0.5].mean() > 0.5, "the face region did not change"
+    h, w = frame.shape[:2]
+    assert (sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start) < 0.6 * h * w  # work on the ROI only
+
+
+def test_opacity_zero_and_half(astronaut, swapped):
+    aligned, out = swapped
+    frame = astronaut.copy()
+    _merge(frame, aligned, out, MergeSettings(opacity=0.0))
+    assert np.array_equal(frame, astronaut)
+    full, half = astronaut.copy(), astronaut.copy()
+    _merge(full, aligned, out, MergeSettings(color="none"))
+    _merge(half, aligned, out, MergeSettings(color="none"), opacity=0.5)
+    d_full = np.abs(full.astype(int) - astronaut).sum()
+    d_half = np.abs(half.astype(int) - astronaut).sum()
+    assert 0.35 * d_full < d_half < 0.65 * d_full
+
+
+def test_erode_hull_and_blur_shape_the_mask(swapped):
+    aligned, out = swapped
+    r = out.face.shape[1]
+    base = Merger(MergeSettings(erode=0, blur=0), mask_smoothing=1.0)
+    eroded = Merger(MergeSettings(erode=6, blur=0), mask_smoothing=1.0)
+    grown = Merger(MergeSettings(erode=-6, blur=0, mask="none"), mask_smoothing=1.0)
+    hull = Merger(MergeSettings(erode=0, blur=0, mask="none", hull=True), mask_smoothing=1.0)
+    args = (out.face_mask[0], out.celeb_mask[0], aligned.aligned_landmarks68)
+    m0, m1 = base.mask(0, *args), eroded.mask(0, *args)
+    assert m0.shape == (r, r) and (m1 > 0.5).sum() < (m0 > 0.5).sum()
+    assert grown.mask(0, *args)[r // 2, r // 2] == 1.0
+    mh = hull.mask(0, *args)
+    assert mh[r // 2, r // 2] == 1.0 and mh[2, 2] == 0.0  # the hull leaves the crop's corners out
+    blurred = Merger(MergeSettings(erode=0, blur=6, mask="none", hull=True), mask_smoothing=1.0).mask(0, *args)
+    soft = ((blurred > 0.05) & (blurred < 0.95)).sum()
+    assert soft > ((mh > 0.05) & (mh < 0.95)).sum()
+
+
+def test_rct_moves_colour_toward_the_original(swapped):
+    aligned, out = swapped
+    merger = Merger(MergeSettings(color="rct"), color_smoothing=1.0)
+    mask = np.ones(out.face_mask[0].shape, np.float32)
+    coloured = merger.colour(0, out.face[0], aligned.image, mask)
+    target = aligned.image.astype(np.float32).mean((0, 1)) / 255
+    before = np.abs(out.face[0].mean((0, 1)) - target).sum()
+    after = np.abs(coloured.mean((0, 1)) - target).sum()
+    assert after < before or before < 0.02
+
+
+def test_mask_and_colour_smoothing_carry_over_frames(swapped):
+    aligned, out = swapped
+    merger = Merger(MergeSettings(erode=0, blur=0, mask="face"), mask_smoothing=0.5, color_smoothing=0.5)
+    m_first = merger.mask(0, out.face_mask[0], out.celeb_mask[0], None)
+    zeros = np.zeros_like(out.face_mask[0])
+    m_next = merger.mask(0, zeros, zeros, None)
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.allclose(m_next[inner], 0.5 * m_first[inner], atol=1e-5)  # halfway toward the new mask
+    merger.forget([])
+    assert np.allclose(merger.mask(0, zeros, zeros, None), 0.0)  # a forgotten face starts fresh
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="colour transfer"):
+        MergeSettings(color="idt").validate()
+    with pytest.raises(ValueError, match="opacity"):
+        MergeSettings(opacity=2.0).validate()
+    with pytest.raises(ValueError, match="mask mode"):
+        MergeSettings(mask="x").validate()
