@@ -1,0 +1,178 @@
+"""Export a trained checkpoint as one DFM-compatible ONNX model (DESIGN.md contract 1).
+
+The graph is encoder (+inter) + src decoder (+ the dst side's mask branch, which gives
+``out_face_mask:0``, as DeepFaceLab's DFM export does), wrapped so that the input is
+``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] and the outputs are, in order,
+``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic.
+Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from realtime.model_contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, build_metadata, read_model_info
+from training.model import FaceSwapModel
+
+ONNX_OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done as asked (existing output, bad checkpoint, failed validation)."""
+
+
+class SwapGraph(nn.Module):
+    """NHWC [0, 1] BGR in -> (face mask, swapped face, swapped mask) NHWC out.
+
+    The model is trained on BGR images as the faceset stores them, so no channel flip is needed.
+    """
+
+    def __init__(self, model: FaceSwapModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = face.permute(0, 3, 1, 2)
+        mask, celeb, celeb_mask = self.model.swap(x)
+        return mask.permute(0, 2, 3, 1), celeb.permute(0, 2, 3, 1), celeb_mask.permute(0, 2, 3, 1)
+
+
+def export_onnx_graph(model: FaceSwapModel, path: Path, fp16: bool = False) -> None:
+    """Write the swap graph of ``model`` to ``path`` (no metadata). fp16: half weights, fp32 I/O."""
+    import onnx
+
+    res = model.config.resolution
+    graph = SwapGraph(model).eval().float()
+    example = torch.rand(1, res, res, 3)
+    with torch.no_grad():
+        # The legacy TorchScript exporter: exact names, dynamic batch, stable on torch 2.13 + onnx 1.22.
+        torch.onnx.export(
+            graph, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+            opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False,
+        )
+    if fp16:
+        proto = onnx.load(str(path))
+        onnx.save(to_fp16_weights(proto), str(path))
+
+
+def to_fp16_weights(proto):
+    """Convert the float32 initializers to float16 and cast them back to float32 at use.
+
+    Halves the file and the weight memory while inputs, outputs and arithmetic stay float32, so
+    every runtime (CPU included) can run it. Execution providers that fuse Cast into the consumer
+    (TensorRT, CUDA with fp16) run the convolutions in half precision.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    new_inits, casts = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype != np.float32:
+            new_inits.append(init)
+            continue
+        half_name = init.name + "_fp16"
+        new_inits.append(numpy_helper.from_array(arr.astype(np.float16), half_name))
+        casts.append(helper.make_node("Cast", [half_name], [init.name], to=onnx.TensorProto.FLOAT,
+                                      name=init.name + "_cast"))
+    del graph.initializer[:]
+    graph.initializer.extend(new_inits)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export and how it describes itself."""
+
+    checkpoint: Path
+    out: Path
+    fp16: bool = False
+    identity: str | None = None
+    consent: str = "not stated"
+    force: bool = False
+
+
+def export_checkpoint(req: ExportRequest) -> ModelInfo:
+    """Export ``req.checkpoint`` to ``req.out`` atomically and return the validated ModelInfo."""
+    import onnx
+
+    from training.checkpoint import load_checkpoint
+
+    out = Path(req.out)
+    if out.exists() and not req.force:
+        raise ExportError(f"{out} exists; refusing to overwrite it (pass --force, or choose another --out)")
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(f"--out must end in .onnx, got {out.name}")
+    ckpt = load_checkpoint(req.checkpoint)
+    model = ckpt.build_model()
+    cfg, run = model.config, ckpt.run_config
+    identity = req.identity or run.get("identity") or Path(run.get("src", "src")).name
+    metadata = build_metadata(
+        face_type=run["face_type"], resolution=cfg.resolution, identity=identity,
+        architecture=f"{cfg.arch}:{cfg.preset}" + (":fp16" if req.fp16 else ""),
+        training_steps=ckpt.step, training_data=run.get("training_data", []), consent=req.consent,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        export_onnx_graph(model, tmp, fp16=req.fp16)
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in metadata.items():
+            proto.metadata_props.add(key=key, value=value)
+        proto.doc_string = f"swapcam {cfg.arch} ({cfg.preset}) face swap model, identity {identity}"
+        onnx.save(proto, str(tmp))
+        info = read_model_info(tmp)  # validate before it takes the final name
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is for sharing
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dataclasses.replace(info, path=out)
+
+
+def tensorrt_available() -> bool:
+    """True where onnxruntime offers the TensorRT execution provider."""
+    import onnxruntime as ort
+
+    return "TensorrtExecutionProvider" in ort.get_available_providers()
+
+
+def build_tensorrt_cache(model_path: Path, cache_dir: Path) -> Path:
+    """Build the TensorRT engine cache for ``model_path`` by running it once through ORT's TensorRT
+    provider with engine caching on. Raises ExportError with the reason where TensorRT is absent."""
+    import numpy as np
+    import onnxruntime as ort
+
+    if not tensorrt_available():
+        raise ExportError(
+            "TensorRT is not available here (onnxruntime offers "
+            f"{', '.join(ort.get_available_providers())}); the engine cache is built on the machine "
+            "that will run the model: install onnxruntime-gpu with TensorRT and run `swapcam export --trt-cache` there"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    info = read_model_info(model_path)
+    providers = [("TensorrtExecutionProvider", {"trt_engine_cache_enable": True,
+                                                "trt_engine_cache_path": str(cache_dir),
+                                                "trt_fp16_enable": True}), "CUDAExecutionProvider"]
+    sess = ort.InferenceSession(str(model_path), providers=providers)
+    face = np.random.rand(1, info.resolution, info.resolution, 3).astype(np.float32)
+    sess.run(None, {INPUT_NAME: face})
+    return cache_dir

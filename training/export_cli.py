@@ -1,0 +1,45 @@
+"""`swapcam export CHECKPOINT --out models/NAME.onnx`: one DFM-compatible ONNX model from a run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint.pt, or the run folder holding it")
+    p.add_argument("--out", required=True, help="the ONNX file to write (e.g. models/NAME.onnx)")
+    p.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs/outputs stay float32)")
+    p.add_argument("--identity", default=None, help="name of the identity the model shows (default: the run's)")
+    p.add_argument("--consent", default="not stated", help="the consent basis for showing this identity, recorded in the model")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--trt-cache", default=None, metavar="DIR",
+                   help="also build a TensorRT engine cache in DIR (only where onnxruntime has TensorRT)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from realtime.model_contract import ModelContractError
+    from training.checkpoint import CheckpointError
+    from training.export import ExportError, ExportRequest, build_tensorrt_cache, export_checkpoint, tensorrt_available
+
+    if args.trt_cache and not tensorrt_available():
+        import onnxruntime as ort
+
+        print(f"swapcam export: error: --trt-cache needs TensorRT, which onnxruntime does not offer here "
+              f"(providers: {', '.join(ort.get_available_providers())}); export without --trt-cache, and build "
+              "the cache on the machine that has TensorRT", file=sys.stderr)
+        return 2
+    req = ExportRequest(checkpoint=Path(args.checkpoint), out=Path(args.out), fp16=args.fp16,
+                        identity=args.identity, consent=args.consent, force=args.force)
+    try:
+        info = export_checkpoint(req)
+        if args.trt_cache:
+            build_tensorrt_cache(info.path, Path(args.trt_cache))
+    except (CheckpointError, ExportError, ModelContractError, ValueError) as exc:
+        print(f"swapcam export: error: {exc}", file=sys.stderr)
+        return 2
+    meta = info.metadata
+    print(f"wrote {info.path}: {info.resolution} px {info.face_type}, identity {info.identity!r}, "
+          f"{meta.get('swapcam.architecture')}, {meta.get('swapcam.training_steps')} steps")
+    return 0

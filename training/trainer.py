@@ -1,0 +1,364 @@
+"""The training loop: one plain function a reader can hold in their head (after nanoGPT's train.py).
+
+``train(cfg)`` opens the facesets, builds or resumes the model, and runs AdamW steps until
+``cfg.steps`` or ``cfg.minutes`` is reached, saving a checkpoint atomically every
+``cfg.save_minutes``, on Ctrl-C and at the end. On CUDA it uses bf16/fp16 autocast and channels-last
+(and ``torch.compile`` when asked); on CPU those stay off. Under ``torchrun`` it wraps the model in
+DistributedDataParallel (NCCL on CUDA, gloo on CPU): the same command from one to many GPUs; rank 0
+alone writes checkpoints, previews and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.dataset import AugmentConfig, PairDataset, StepSampler, faceset_summary, open_facesets
+from training.losses import LossWeights, PatchDiscriminator, dssim, gan_losses, reconstruction_loss
+from training.model import FaceSwapModel, ModelConfig, make_config
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run (plain values; stored in the checkpoint)."""
+
+    src: str
+    dst: str
+    out: str
+    preset: str = "lite"
+    resolution: int | None = None  # None: the facesets' resolution
+    ae_dims: int | None = None
+    e_dims: int | None = None
+    d_dims: int | None = None
+    d_mask_dims: int | None = None
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    clip_grad: float = 1.0
+    steps: int | None = None
+    minutes: float | None = None
+    save_minutes: float = 10.0
+    preview_every: int = 500
+    log_every: int = 10
+    workers: int = 1
+    seed: int = 0
+    amp: str = "auto"  # auto | bf16 | fp16 | off (CUDA only)
+    compile: bool = False
+    eyes_mouth_priority: bool = True
+    gan_power: float = 0.0
+    flip: bool = False
+    random_warp: bool = True
+    color_transfer: float = 0.5
+    identity: str | None = None
+    progress: bool = True
+    tensorboard: bool = True
+
+    def model_config(self, faceset_resolution: int) -> ModelConfig:
+        return make_config(self.preset, self.resolution or faceset_resolution, ae_dims=self.ae_dims,
+                           e_dims=self.e_dims, d_dims=self.d_dims, d_mask_dims=self.d_mask_dims)
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(random_warp=self.random_warp, flip=self.flip, color_transfer=self.color_transfer)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    start_step: int
+    interrupted: bool
+    seconds: float
+    samples_per_s: float
+    last_losses: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start as asked (mismatched checkpoint, no stopping rule, ...)."""
+
+
+@dataclass
+class Runtime:
+    """Where and how this process computes."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    amp_dtype: torch.dtype | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(amp: str) -> Runtime:
+    """Device and process group from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    amp_dtype = None
+    if cuda and amp != "off":
+        if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+            amp_dtype = torch.float16
+        else:
+            amp_dtype = torch.bfloat16
+    return Runtime(device, rank, world, amp_dtype)
+
+
+def autocast(rt: Runtime):
+    """bf16/fp16 autocast on CUDA; nothing on CPU."""
+    if rt.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=rt.amp_dtype)
+
+
+def to_device(batch: dict[str, torch.Tensor], rt: Runtime) -> dict[str, torch.Tensor]:
+    fmt = torch.channels_last if rt.device.type == "cuda" else torch.contiguous_format
+    return {k: v.to(rt.device, non_blocking=True).contiguous(memory_format=fmt) for k, v in batch.items()}
+
+
+def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Forward both sides and sum their reconstruction losses ('total')."""
+    pred = model(batch["src_input"], batch["dst_input"])
+    out: dict[str, torch.Tensor] = {}
+    total = 0.0
+    for role in ("src", "dst"):
+        terms = reconstruction_loss(pred[f"{role}_{role}"], pred[f"{role}_{role}_mask"], batch[f"{role}_target"],
+                                    batch[f"{role}_mask"], batch[f"{role}_em"], weights)
+        total = total + terms["total"]
+        out.update({f"{role}_{k}": v for k, v in terms.items() if k != "total"})
+    out["total"] = total
+    out["_src_pred"] = pred["src_src"]
+    return out
+
+
+@torch.no_grad()
+def evaluate_reconstruction(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Masked MSE and DSSIM of src and dst rebuilt from their unaugmented faces."""
+    model.eval()
+    pred = model(batch["src_input"], batch["dst_input"])
+    out = {}
+    for role in ("src", "dst"):
+        m = batch[f"{role}_mask"]
+        p, t = pred[f"{role}_{role}"] * m, batch[f"{role}_target"] * m
+        out[f"{role}_mse"] = float(((p - t) ** 2).mean())
+        out[f"{role}_dssim"] = float(dssim(p, t, max(3, int(p.shape[-1] / 11.6) | 1)))
+    return out
+
+
+@torch.no_grad()
+def preview_image(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    """BGR uint8 grid, one column per face; rows: src, src rebuilt, dst, dst rebuilt, dst->src swap."""
+    was_training = model.training
+    model.eval()
+    pred = model(batch["src_input"], batch["dst_input"])
+    _, swap, _ = model.swap(batch["dst_input"])
+    model.train(was_training)
+    rows = [batch["src_target"], pred["src_src"], batch["dst_target"], pred["dst_dst"], swap]
+    grid = torch.cat([torch.cat(list(r.float().cpu()), dim=2) for r in rows], dim=1)
+    return (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Atomic PNG write (temp file + os.replace)."""
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    if not cv2.imwrite(str(tmp), image):
+        raise OSError(f"could not write {tmp}")
+    os.replace(tmp, path)
+
+
+def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
+    """Refuse a checkpoint whose model differs from what the command line asks for."""
+    if ckpt.model_config != model_cfg:
+        theirs, ours = ckpt.model_config.to_dict(), model_cfg.to_dict()
+        diff = ", ".join(f"{k}: checkpoint {theirs[k]!r} vs asked {ours[k]!r}" for k in ours if theirs[k] != ours[k])
+        raise TrainError(f"{ckpt.path} was trained with another model ({diff}); resume it with the same "
+                         f"--preset/--resolution/widths, or choose a new --out folder")
+    trained_on = ckpt.run_config.get("face_type")
+    if trained_on and trained_on != face_type:
+        raise TrainError(f"{ckpt.path} was trained on {trained_on} faces; these facesets are {face_type}: "
+                         "resume with facesets of the same face type, or choose a new --out folder")
+
+
+def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
+    """Rank 0 decides when to stop and save; every rank follows (same step on all ranks)."""
+    if rt.world == 1:
+        return stop, save
+    flags = torch.tensor([float(stop), float(save)], device=rt.device)
+    dist.broadcast(flags, 0)
+    return bool(flags[0]), bool(flags[1])
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) training as ``cfg`` says; returns where it stopped."""
+    if cfg.steps is None and cfg.minutes is None:
+        raise TrainError("give a stopping rule: --steps N and/or --minutes M")
+    if cfg.batch_size < 1 or cfg.lr <= 0:
+        raise TrainError(f"batch size must be >= 1 and lr > 0 (got {cfg.batch_size}, {cfg.lr})")
+    src_fs, dst_fs = open_facesets(cfg.src, cfg.dst)
+    model_cfg = cfg.model_config(src_fs.resolution)
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT_NAME
+    ckpt = None
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        check_resume(ckpt, model_cfg, src_fs.face_type)
+
+    rt = setup_runtime(cfg.amp)
+    torch.manual_seed(cfg.seed)
+    model = FaceSwapModel(model_cfg).to(rt.device)
+    disc = PatchDiscriminator().to(rt.device) if cfg.gan_power > 0 else None
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), weight_decay=cfg.weight_decay)
+    disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if disc else None
+    start_step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+        opt.load_state_dict(ckpt.optimizer_state)
+        if disc is not None and "disc" in ckpt.extra:
+            disc.load_state_dict(ckpt.extra["disc"])
+            disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
+        start_step = ckpt.step
+        set_rng_state(ckpt.extra["rng"])
+    if rt.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if rt.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
+
+    dataset = PairDataset(src_fs, dst_fs, model_cfg.resolution, cfg.augment(), cfg.seed)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                        sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
+                        pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
+                        prefetch_factor=4 if cfg.workers > 0 else None)
+    preview_batch = to_device(dataset.fixed_batch(4), rt) if rt.main else None
+    weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
+    run_config = {**asdict(cfg), "face_type": src_fs.face_type,
+                  "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
+                  "identity": cfg.identity or src_fs.path.name}
+    writer = None
+    if rt.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step)
+
+    def checkpoint_now(step: int) -> None:
+        if not rt.main:
+            return
+        payload = {"model_config": model_cfg.to_dict(), "run_config": run_config, "step": step,
+                   "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state()}
+        if disc is not None:
+            payload.update(disc=disc.state_dict(), disc_optimizer=disc_opt.state_dict())
+        save_checkpoint(ckpt_path, payload)
+
+    end_step = start_step + cfg.steps if cfg.steps is not None else None
+    deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes is not None else None
+    bar = None
+    if rt.main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True, smoothing=0.05)
+    t0 = last_save = time.monotonic()
+    step, interrupted, losses = start_step, False, {}
+    model.train()
+    try:
+        batches = iter(loader)
+        while True:
+            now = time.monotonic()
+            stop = (end_step is not None and step >= end_step) or (deadline is not None and now >= deadline)
+            save = now - last_save >= cfg.save_minutes * 60
+            stop, save = _stop_flags(rt, stop, save)
+            if stop:
+                break
+            if save:
+                checkpoint_now(step)
+                last_save = now
+            batch = to_device(next(batches), rt)
+            with autocast(rt):
+                terms = compute_losses(net, batch, weights)
+                loss = terms["total"]
+                if disc is not None:
+                    d_loss, g_loss = gan_losses(disc, batch["src_target"], terms["_src_pred"])
+                    loss = loss + cfg.gan_power * g_loss
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            scaler.step(opt)
+            if disc is not None:
+                disc_opt.zero_grad(set_to_none=True)  # drop what the generator term put there
+                with autocast(rt):
+                    d_loss, _ = gan_losses(disc, batch["src_target"], terms["_src_pred"].detach())
+                scaler.scale(d_loss).backward()
+                if rt.world > 1:  # the discriminator is not DDP-wrapped (it runs thrice a step): average by hand
+                    for p in disc.parameters():
+                        dist.all_reduce(p.grad)
+                        p.grad /= rt.world
+                scaler.step(disc_opt)
+                terms["gan_d"] = d_loss
+            scaler.update()
+            step += 1
+            if rt.main and (step % cfg.log_every == 0 or step == end_step):
+                losses = {k: float(v) for k, v in terms.items() if not k.startswith("_")}
+                if writer:
+                    for k, v in losses.items():
+                        writer.add_scalar(f"loss/{k}", v, step)
+                if bar is not None:
+                    post = {"loss": f"{losses['total']:.3f}", "src": f"{losses['src_mse']:.4f}",
+                            "dst": f"{losses['dst_mse']:.4f}"}
+                    if deadline is not None:
+                        post["left"] = f"{max(0.0, deadline - time.monotonic()) / 60:.1f}min"
+                    bar.set_postfix(post, refresh=False)
+            if bar is not None:
+                bar.update(1)
+            if rt.main and cfg.preview_every > 0 and step % cfg.preview_every == 0:
+                image = preview_image(model, preview_batch)
+                write_png(out / "preview.png", image)
+                if writer:
+                    writer.add_image("preview", image[:, :, ::-1].copy(), step, dataformats="HWC")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    checkpoint_now(step)
+    if rt.main and cfg.preview_every > 0:
+        write_png(out / "preview.png", preview_image(model, preview_batch))
+    if writer:
+        writer.close()
+    seconds = time.monotonic() - t0
+    done = step - start_step
+    return TrainResult(step=step, start_step=start_step, interrupted=interrupted, seconds=seconds,
+                       samples_per_s=done * cfg.batch_size * rt.world / seconds if seconds > 0 else math.nan,
+                       last_losses=losses, checkpoint=ckpt_path if rt.main else None)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+__all__ = ["TrainConfig", "TrainResult", "TrainError", "CheckpointError", "train", "evaluate_reconstruction",
+           "preview_image", "cleanup_distributed"]
