@@ -86,7 +86,7 @@ def _num(value: float | None, digits: int = 1) -> str:
 def markdown_table(report: dict) -> str:
     """The README "Benchmarks" table: one row per configuration, then the machine and command."""
     head = ("| configuration | provider | fps | model-only fps | pipeline / model-only | latency p50 / p95 / p99 ms "
-            "| landmarks | align | swap | merge ms (p50) | dropped | CPU % (1 core = 100) |")
+            "| landmarks | align | swap | merge ms (p50) | dropped / captured | CPU % (1 core = 100) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in report["runs"]:
         lat = r["e2e_latency_ms"] if r["e2e_latency_ms"]["p50"] is not None else r["latency_ms"]
@@ -109,7 +109,11 @@ def markdown_table(report: dict) -> str:
         f"mediapipe {v['mediapipe']}. Load average at start: {m['load_average_1_5_15']}.",
         f"Source: {report['source']} ({report['frames_loaded']} frames of {report['frame_size']}), "
         f"{report['frames_per_config']} frames per configuration after {report['warmup']} warm-up, "
-        f"interleaved in chunks of {report['chunk']}. Latency: {report['latency_kind']}.",
+        f"interleaved in chunks of {report['chunk']}.",
+        f"Latency: {report['latency_kind']}. In `fast` rows the "
+        "source never waits, so it includes frames queued behind the one being processed (a throughput test); "
+        "camera-paced rows show what a viewer sees. pipeline / model-only = pipeline fps over the fps of the same "
+        "ONNX session alone (batch 1, on a real aligned face).",
         f"Command: `{report['command']}`",
     ]
     return "\n".join(lines) + "\n"

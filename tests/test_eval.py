@@ -12,7 +12,6 @@ from realtime.alignment import align_face, align_matrix, hull_mask, warp_from_al
 from realtime.eval_identity import IdentityEncoder, dlib_model_dir, faceset_identity
 from realtime.eval_metrics import expression_error, pose_error, still_runs
 from realtime.evaluate import EvalInputError, evaluate, read_frames
-from tests.fixtures.facesets import astronaut_faceset, grace_hopper_faceset  # noqa: F401  (until conftest loads them)
 
 FRAMES = 20
 
@@ -177,3 +176,20 @@ def test_eval_command_refuses_missing_files(astronaut_faceset, tmp_path, capsys)
 def test_read_frames_rejects_an_empty_folder(tmp_path):
     with pytest.raises(EvalInputError, match="no images"):
         next(read_frames(tmp_path))
+
+
+def test_eval_with_a_model_swaps_through_the_live_processor(astronaut_video, exported_model, astronaut_faceset,
+                                                             grace_hopper_faceset, tmp_path):
+    from swapcam.cli import main
+
+    out = tmp_path / "eval_model"
+    code = main(["eval", str(astronaut_video), "--model", str(exported_model), "--target", str(grace_hopper_faceset),
+                 "--gallery", str(astronaut_faceset), "--out", str(out), "--max-frames", "6", "--identity-every", "2",
+                 "--faceset-faces", "6", "--no-progress"])
+    assert code == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["model"] == str(exported_model) and report["frames"] == 6
+    assert report["frames_with_output_face"] >= 1
+    # the swap changed the face: the output is no longer pixel-identical to the input
+    assert report["temporal"]["warp_ratio"] != pytest.approx(1.0, abs=1e-6)
+    assert report["identity"]["similarity_to_target"]["count"] == 3
