@@ -83,6 +83,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("run")
     g.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames")
+    g.add_argument("--serial", action="store_true",
+                   help="landmarks and swap in one thread (default: two threads, landmarks of the next frame "
+                        "overlapping the swap of this one: more fps, a little more latency)")
+    g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
 
 
 def _say(text: str) -> None:
@@ -109,7 +113,8 @@ def _load_models(args) -> list:
                 f"the demo model {DEFAULT_MODEL} is missing. It ships with the repository (git pull / a fresh "
                 "clone brings it); or make your own with `swapcam extract`, `swapcam train`, `swapcam export`, "
                 "or use any DeepFaceLab .dfm / DFM-compatible .onnx with --model PATH")
-        swapper = FaceSwapper(path, face_type=args.face_type, providers=providers, morph_value=args.morph)
+        swapper = FaceSwapper(path, face_type=args.face_type, providers=providers, morph_value=args.morph,
+                              threads=args.threads)
         swapper.prepare()
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)
@@ -228,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    pipeline = Pipeline(source, processor, sinks)
+    pipeline = Pipeline(source, processor, sinks, split=not args.serial)
     _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
     try:

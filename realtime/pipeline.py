@@ -11,7 +11,10 @@ Library API (stable; ``swapcam bench`` builds on it)::
     stats = pipe.stats()                  # PipelineStats: per-stage ms arrays, latency, fps, drops
 
 ``processor.process(frame: Frame, timings: dict[str, float]) -> (out: np.ndarray, faces: int)``
-adds its own stage times (ms) to ``timings`` (e.g. landmarks, align, swap, merge). A sink has
+adds its own stage times (ms) to ``timings`` (e.g. landmarks, align, swap, merge). A processor that
+also has ``detect(frame, timings) -> state`` and ``render(frame, state, timings) -> (out, faces)``
+is run as two threads (landmarks of frame n+1 overlap the swap of frame n; ``split=False`` turns
+that off), joined by another one-slot queue. A sink has
 ``write(frame: np.ndarray, info: FrameInfo) -> None`` and ``close()``; a sink may call
 ``pipeline.stop()`` (the window's quit key does).
 """
@@ -123,10 +126,11 @@ class PipelineStats:
     wall_s: float
     ended_by: str = "running"
     errors: list[str] = field(default_factory=list)
+    dropped_process: int = 0  # between the landmark and render stages (split processors)
 
     @property
     def dropped(self) -> int:
-        return self.dropped_capture + self.dropped_output
+        return self.dropped_capture + self.dropped_process + self.dropped_output
 
     @property
     def fps(self) -> float:
@@ -143,7 +147,8 @@ class PipelineStats:
         """A few lines a person reads: fps, latency p50/p95, per-stage mean/p95 ms, drops."""
         lines = [
             f"frames out {self.frames_out} of {self.frames_captured} captured, dropped {self.dropped} "
-            f"(capture {self.dropped_capture}, output {self.dropped_output}), ended by {self.ended_by}",
+            f"(capture {self.dropped_capture}, between stages {self.dropped_process}, output {self.dropped_output}), "
+            f"ended by {self.ended_by}",
             f"output fps {self.fps:.1f}; capture->sink latency p50 {self.latency_percentile(50):.1f} ms, "
             f"p95 {self.latency_percentile(95):.1f} ms",
         ]
@@ -158,7 +163,8 @@ class PipelineStats:
         """JSON-friendly summary figures."""
         return {
             "frames_captured": self.frames_captured, "frames_out": self.frames_out,
-            "dropped_capture": self.dropped_capture, "dropped_output": self.dropped_output,
+            "dropped_capture": self.dropped_capture, "dropped_process": self.dropped_process,
+            "dropped_output": self.dropped_output,
             "fps": self.fps, "latency_p50_ms": self.latency_percentile(50),
             "latency_p95_ms": self.latency_percentile(95), "wall_s": self.wall_s, "ended_by": self.ended_by,
             "stage_ms_mean": {k: float(v.mean()) if len(v) else 0.0 for k, v in self.stage_ms.items()},
@@ -174,16 +180,20 @@ class PassThrough:
 
 
 class Pipeline:
-    """capture thread -> [slot] -> processing thread -> [slot] -> output (the thread calling ``run``).
+    """capture thread -> [slot] -> processing thread(s) -> [slot] -> output (the thread calling ``run``).
 
     Output runs in the calling thread so that a preview window (which needs the main thread on some
     systems) and Ctrl-C (delivered to the main thread) work. ``hud_window`` frames feed the HUD's
     rolling fps and latency.
     """
 
-    def __init__(self, source, processor, sinks: list, *, hud_window: int = 60) -> None:
+    def __init__(self, source, processor, sinks: list, *, hud_window: int = 60, split: bool | None = None) -> None:
         self.source = source
         self.processor = processor
+        can_split = hasattr(processor, "detect") and hasattr(processor, "render")
+        if split and not can_split:
+            raise ValueError("split=True needs a processor with detect() and render()")
+        self.split = can_split if split is None else split
         self.sinks = list(sinks)
         self.hud_window = hud_window
         self._stop = threading.Event()
@@ -197,29 +207,51 @@ class Pipeline:
         self._t0 = self._t1 = 0.0
         self._captured = 0
         self._in_slot = self._out_slot = None
+        self._mid_slots: list[LatestSlot] = []
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (thread-safe; sinks may call it)."""
         self._stop.set()
 
-    def _process_loop(self) -> None:
+    def _stage_loop(self, name: str, work, src: LatestSlot, dst: LatestSlot) -> None:
+        """Move items from ``src`` through ``work`` into ``dst`` until ``src`` is closed and empty."""
         try:
             while not self._stop.is_set():
-                frame = self._in_slot.get(timeout=0.1)
-                if frame is None:
-                    if self._in_slot.closed:
+                item = src.get(timeout=0.1)
+                if item is None:
+                    if src.closed:
                         break
                     continue
-                timings: dict[str, float] = {}
-                image, faces = self.processor.process(frame, timings)
-                if not self._out_slot.put(_Processed(frame, image, timings, faces)):
+                if not dst.put(work(item)):
                     break
         except BaseException as exc:
-            self._errors.append(f"processing: {type(exc).__name__}: {exc}")
+            self._errors.append(f"{name}: {type(exc).__name__}: {exc}")
             self._ended_by = "error"
             self._stop.set()
         finally:
-            self._out_slot.close()
+            dst.close()
+
+    def _stages(self) -> list:
+        """The processing stages as (name, item -> item) functions: one, or detect + render when split."""
+        proc = self.processor
+        if self.split:
+            def detect(frame: Frame):
+                timings: dict[str, float] = {}
+                return frame, timings, proc.detect(frame, timings)
+
+            def render(item) -> _Processed:
+                frame, timings, state = item
+                image, faces = proc.render(frame, state, timings)
+                return _Processed(frame, image, timings, faces)
+
+            return [("landmarks", detect), ("render", render)]
+
+        def process(frame: Frame) -> _Processed:
+            timings: dict[str, float] = {}
+            image, faces = proc.process(frame, timings)
+            return _Processed(frame, image, timings, faces)
+
+        return [("processing", process)]
 
     def run(self, max_frames: int | None = None) -> PipelineStats:
         """Run until the source ends, ``max_frames`` frames are out, ``stop()`` or Ctrl-C.
@@ -231,17 +263,22 @@ class Pipeline:
         self._stop.clear()
         self._reset()
         blocking = not getattr(self.source, "live", True)
+        stages = self._stages()
         self._in_slot, self._out_slot = LatestSlot(blocking), LatestSlot(blocking)
+        self._mid_slots = [LatestSlot(blocking) for _ in stages[1:]]
+        slots = [self._in_slot, *self._mid_slots, self._out_slot]
 
         def deliver(frame: Frame) -> bool:
             self._captured += 1
             return self._in_slot.put(frame) and not self._stop.is_set()
 
         capture = CaptureThread(self.source, deliver)
-        worker = threading.Thread(target=self._process_loop, name="process", daemon=True)
+        workers = [threading.Thread(target=self._stage_loop, args=(name, fn, slots[i], slots[i + 1]), name=name,
+                                    daemon=True) for i, (name, fn) in enumerate(stages)]
         self._t0 = time.perf_counter()
         capture.start()
-        worker.start()
+        for worker in workers:
+            worker.start()
         failure: BaseException | None = None
         try:
             while True:
@@ -267,10 +304,11 @@ class Pipeline:
         finally:
             self._stop.set()
             capture.stop()
-            self._in_slot.close()
-            self._out_slot.close()
+            for slot in slots:
+                slot.close()
             capture.join(timeout=5.0)
-            worker.join(timeout=10.0)
+            for worker in workers:
+                worker.join(timeout=10.0)
             self._t1 = time.perf_counter()
             self._close_all()
         if capture.error is not None:
@@ -328,6 +366,7 @@ class Pipeline:
             frames_out=n,
             dropped_capture=self._in_slot.dropped if self._in_slot else 0,
             dropped_output=self._out_slot.dropped if self._out_slot else 0,
+            dropped_process=sum(slot.dropped for slot in self._mid_slots),
             wall_s=end - self._t0 if self._t0 else 0.0,
             ended_by=self._ended_by,
             errors=list(self._errors),

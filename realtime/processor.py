@@ -1,7 +1,9 @@
 """The per-frame work of the live loop: landmarks -> smoothing -> align -> swap (batched) -> merge.
 
 ``FaceSwapProcessor.process(frame, timings)`` follows the pipeline's processor protocol and times
-each stage (ms) into ``timings``: landmarks, align, swap, merge. A frame with no face to draw (and
+each stage (ms) into ``timings``: landmarks, align, swap, merge. It is also split in two,
+``detect`` (landmarks, smoothing, face-loss hold) and ``render`` (align, swap, merge), so that the
+pipeline can overlap the landmarks of one frame with the swap of the previous one. A frame with no face to draw (and
 any frame in bypass) is returned as the very same array, unchanged.
 """
 
@@ -72,9 +74,13 @@ class FaceSwapProcessor:
         return self.select_model(-1)
 
     def process(self, frame: Frame, timings: dict[str, float]) -> tuple[np.ndarray, int]:
-        image = frame.image
+        """The whole per-frame work in one call (the pipeline's processor protocol)."""
+        return self.render(frame, self.detect(frame, timings), timings)
+
+    def detect(self, frame: Frame, timings: dict[str, float]) -> list[tuple[int, np.ndarray, float, float]]:
+        """Landmarks, smoothing and face-loss hold: [(face_id, landmarks68, size, opacity)] to draw."""
         t0 = time.perf_counter()
-        faces = self.landmarker.detect(image)
+        faces = self.landmarker.detect(frame.image)
         if self.largest_only and len(faces) > 1:
             faces = [max(faces, key=lambda f: f.size)]
         present = {}
@@ -83,10 +89,15 @@ class FaceSwapProcessor:
         self.smoother.keep_only(present)
         draws = self.hold.update(present)
         self.last_landmarks = {fid: lmk for fid, lmk, _, _ in draws}
+        timings["landmarks"] = (time.perf_counter() - t0) * 1000
+        return draws
+
+    def render(self, frame: Frame, draws: list, timings: dict[str, float]) -> tuple[np.ndarray, int]:
+        """Align, swap (one batched call) and merge the faces of ``draws`` into a copy of the frame."""
+        image = frame.image
         t1 = time.perf_counter()
-        timings["landmarks"] = (t1 - t0) * 1000
         if self.bypass or not draws:
-            self.merger.forget(self.hold.face_ids)
+            self.merger.forget([fid for fid, *_ in draws])
             return image, 0
         swapper = self.swapper
         r = swapper.resolution
@@ -104,7 +115,7 @@ class FaceSwapProcessor:
             aligned_lmk = transform_points(lmk, matrices[i]) if self.merge_settings.hull else None
             self.merger.merge(out, fid, crops[i], matrices[i], result.face[i], result.face_mask[i],
                               result.celeb_mask[i], aligned_lmk, opacity)
-        self.merger.forget(self.hold.face_ids)
+        self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)
 

@@ -213,3 +213,20 @@ def test_shared_grid_clip(swapper):
     stats = Pipeline(VideoFileSource(video, realtime=False), processor, [CollectSink()]).run(max_frames=20)
     processor.close()
     assert stats.frames_out == 20 and (stats.faces == 1).mean() > 0.9
+
+
+def test_split_and_serial_processing_give_the_same_frames(swapper, astronaut_video):
+    """Landmarks and swap in two threads (default) or one: the same output, frame for frame."""
+    outputs = {}
+    for split in (True, False):
+        processor = FaceSwapProcessor([swapper])
+        collect = CollectSink()
+        pipe = Pipeline(VideoFileSource(astronaut_video, realtime=False), processor, [collect], split=split)
+        assert pipe.split is split
+        stats = pipe.run(max_frames=12)
+        processor.close()
+        assert list(stats.seq) == list(range(12)) and stats.dropped == 0
+        outputs[split] = collect.frames
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[True], outputs[False]))
+    with pytest.raises(ValueError, match="split"):
+        Pipeline(DemoSource(), PassThrough(), [], split=True)
