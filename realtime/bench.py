@@ -33,6 +33,7 @@ COMPARE_KEYS = {
     "color": "colour transfer: none/rct/lct/mkl",
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
     "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider",
+    "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice",
 }
 
 
@@ -50,6 +51,7 @@ class BenchConfig:
     color: str = "rct"
     threads: int = 0
     provider: str | None = None
+    split: bool | None = None  # None: the pipeline decides
     name: str = ""
 
     def session_key(self) -> tuple:
@@ -111,6 +113,8 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
             raise BenchError(f"threads={value!r} is not an integer") from None
     if key == "provider":
         return replace(config, provider=value or None)
+    if key == "split":
+        return replace(config, split=_parse_bool(value))
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -222,6 +226,7 @@ class _Run:
     captured: int = 0
     out: int = 0
     dropped_capture: int = 0
+    dropped_process: int = 0
     dropped_output: int = 0
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -261,7 +266,12 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     latencies_before = len(run.clock.latency_ms)
     unreadable_before = run.clock.unreadable
     ticks0, cpu0 = _cpu_ticks(), time.process_time()
-    stats = Pipeline(source, run.processor, [sink]).run(max_frames=n)
+    extra = {} if run.config.split is None else {"split": run.config.split}
+    try:
+        pipeline = Pipeline(source, run.processor, [sink], **extra)
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"configuration {run.config.name!r}: this pipeline cannot run split={run.config.split} ({exc})") from exc
+    stats = pipeline.run(max_frames=n)
     cpu1, ticks1 = time.process_time(), _cpu_ticks()
     if stats.errors:
         raise BenchError(f"configuration {run.config.name!r}: pipeline failed: {'; '.join(stats.errors)}")
@@ -279,6 +289,7 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     run.captured += stats.frames_captured
     run.out += stats.frames_out
     run.dropped_capture += stats.dropped_capture
+    run.dropped_process += getattr(stats, "dropped_process", 0)
     run.dropped_output += stats.dropped_output
     run.cpu_s += cpu1 - cpu0
     run.wall_s += stats.wall_s
@@ -345,8 +356,8 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
                   "face_type": run.swapper.face_type, "input_dtype": np.dtype(run.swapper.input_dtype).name},
         "frames_out": run.out,
         "frames_captured": run.captured,
-        "dropped": {"capture": run.dropped_capture, "output": run.dropped_output,
-                    "total": run.dropped_capture + run.dropped_output},
+        "dropped": {"capture": run.dropped_capture, "between_stages": run.dropped_process, "output": run.dropped_output,
+                    "total": run.dropped_capture + run.dropped_process + run.dropped_output},
         "fps": fps,
         "faces_per_frame": float(np.mean(run.faces)) if run.faces else None,
         "stages_ms": {s: _percentiles(v) for s, v in run.stages.items()},
