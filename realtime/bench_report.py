@@ -109,7 +109,7 @@ def markdown_table(report: dict) -> str:
         f"mediapipe {v['mediapipe']}. Load average at start: {m['load_average_1_5_15']}.",
         f"Source: {report['source']} ({report['frames_loaded']} frames of {report['frame_size']}), "
         f"{report['frames_per_config']} frames per configuration after {report['warmup']} warm-up, "
-        f"interleaved in chunks of {report['chunk']}.",
+        f"interleaved in chunks of {report['chunk']}; capture = copy of a pre-decoded frame (+ stamp), no decode.",
         f"Latency: {report['latency_kind']}. In `fast` rows the "
         "source never waits, so it includes frames queued behind the one being processed (a throughput test); "
         "camera-paced rows show what a viewer sees. pipeline / model-only = pipeline fps over the fps of the same "

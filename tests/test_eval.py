@@ -173,6 +173,19 @@ def test_eval_command_refuses_missing_files(astronaut_faceset, tmp_path, capsys)
     assert "not a faceset" in capsys.readouterr().err
 
 
+def test_eval_takes_a_folder_of_frames_and_refuses_a_size_mismatch(astronaut_frames, identities, encoder, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(astronaut_frames[:4]):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), frame)
+    frames = list(read_frames(folder))
+    assert len(frames) == 4 and np.array_equal(frames[2], astronaut_frames[2])
+    target, _ = identities
+    small = [cv2.resize(f, (320, 240)) for f in frames]
+    with pytest.raises(EvalInputError, match="same size"):
+        evaluate(frames, small, target, encoder=encoder, progress=False)
+
+
 def test_read_frames_rejects_an_empty_folder(tmp_path):
     with pytest.raises(EvalInputError, match="no images"):
         next(read_frames(tmp_path))
