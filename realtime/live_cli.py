@@ -200,6 +200,19 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
     return sinks
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (service managers, `kill`) end the loop as cleanly as Ctrl-C does."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the live loop; returns 0 on a clean end, 2 on bad input."""
     from realtime.merge import MergeSettings
@@ -234,6 +247,7 @@ def main(args: argparse.Namespace) -> int:
         processor.close()
         return _fail(str(exc))
     pipeline = Pipeline(source, processor, sinks, split=not args.serial)
+    _stop_on_sigterm()
     _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
     try:

@@ -81,3 +81,36 @@ def test_headless_defaults_pick_the_demo_source_and_a_file(tmp_path, exported_mo
         assert "modprobe v4l2loopback" in res.stdout
     assert (tmp_path / "swapcam_output.mp4").exists()
     assert "wrote swapcam_output.mp4" in res.stdout
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported_model, sig):
+    import signal
+
+    out = tmp_path / "stopped.mp4"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen([sys.executable, str(REPO / "run_live.py"), "--model", str(exported_model), "--source",
+                             "demo", "--loop", "--sink", "file", "--output", str(out)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if "running" in line:
+                break
+        import time
+
+        deadline = time.time() + 60
+        while not (tmp_path / "stopped.partial.mp4").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(getattr(signal, sig))
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "ended by interrupt" in rest
+    assert out.exists() and not (tmp_path / "stopped.partial.mp4").exists()
+    cap = cv2.VideoCapture(str(out))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert frames > 0
