@@ -33,6 +33,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preview-every", type=int, default=500, help="write preview.png every this many steps (0: only at the end)")
     p.add_argument("--log-every", type=int, default=10, help="log losses to the bar and TensorBoard every this many steps")
     p.add_argument("--workers", type=int, default=1, help="data loading worker processes (0: load in the training process)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice, all cores); on a busy shared CPU 1 can be several times faster")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights and augmentation)")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); always off on CPU")
@@ -57,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
         ae_dims=args.ae_dims, e_dims=args.e_dims, d_dims=args.d_dims, d_mask_dims=args.d_mask_dims,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, clip_grad=args.clip_grad,
         steps=args.steps, minutes=args.minutes, save_minutes=args.save_minutes, preview_every=args.preview_every,
-        log_every=args.log_every, workers=args.workers, seed=args.seed, amp=args.amp, compile=args.compile,
+        log_every=args.log_every, workers=args.workers, threads=args.threads, seed=args.seed, amp=args.amp, compile=args.compile,
         eyes_mouth_priority=not args.no_eyes_mouth_priority, gan_power=args.gan_power, flip=args.flip,
         random_warp=not args.no_random_warp, color_transfer=args.color_transfer, identity=args.identity,
         progress=not args.no_progress, tensorboard=not args.no_tensorboard,

@@ -52,6 +52,7 @@ class TrainConfig:
     preview_every: int = 500
     log_every: int = 10
     workers: int = 1
+    threads: int | None = None  # torch CPU threads for this run (None: torch's default); restored after
     seed: int = 0
     amp: str = "auto"  # auto | bf16 | fp16 | off (CUDA only)
     compile: bool = False
@@ -81,6 +82,7 @@ class TrainResult:
     samples_per_s: float
     last_losses: dict = field(default_factory=dict)
     checkpoint: Path | None = None
+    model: FaceSwapModel | None = None  # the trained model (unwrapped), this process's copy
 
 
 class TrainError(RuntimeError):
@@ -209,6 +211,16 @@ def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) training as ``cfg`` says; returns where it stopped."""
+    previous_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
     if cfg.steps is None and cfg.minutes is None:
         raise TrainError("give a stopping rule: --steps N and/or --minutes M")
     if cfg.batch_size < 1 or cfg.lr <= 0:
@@ -321,7 +333,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             scaler.update()
             step += 1
             if rt.main and (step % cfg.log_every == 0 or step == end_step):
-                losses = {k: float(v) for k, v in terms.items() if not k.startswith("_")}
+                losses = {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
                 if writer:
                     for k, v in losses.items():
                         writer.add_scalar(f"loss/{k}", v, step)
@@ -352,7 +364,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     done = step - start_step
     return TrainResult(step=step, start_step=start_step, interrupted=interrupted, seconds=seconds,
                        samples_per_s=done * cfg.batch_size * rt.world / seconds if seconds > 0 else math.nan,
-                       last_losses=losses, checkpoint=ckpt_path if rt.main else None)
+                       last_losses=losses, checkpoint=ckpt_path if rt.main else None, model=model)
 
 
 def cleanup_distributed() -> None:
