@@ -233,6 +233,7 @@ class _Run:
     core_busy: np.ndarray | None = None
     core_total: np.ndarray | None = None
     setup_s: float = 0.0
+    split_used: bool | None = None
     rss_after_setup_mb: float = 0.0
     traced_peak_mb: float = 0.0
 
@@ -271,6 +272,7 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
         pipeline = Pipeline(source, run.processor, [sink], **extra)
     except (TypeError, ValueError) as exc:
         raise BenchError(f"configuration {run.config.name!r}: this pipeline cannot run split={run.config.split} ({exc})") from exc
+    run.split_used = getattr(pipeline, "split", None)
     stats = pipeline.run(max_frames=n)
     cpu1, ticks1 = time.process_time(), _cpu_ticks()
     if stats.errors:
@@ -351,6 +353,7 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "name": run.config.name,
         "config": config,
         "provider": run.swapper.providers[0],
+        "split_used": run.split_used,  # landmarks and swap ran in two threads
         "providers": list(run.swapper.providers),
         "model": {"path": str(run.swapper.info.path), "resolution": run.swapper.resolution,
                   "face_type": run.swapper.face_type, "input_dtype": np.dtype(run.swapper.input_dtype).name},
