@@ -21,7 +21,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", type=Path, help="ONNX model (contract 1): swap INPUT with it first, then score")
     parser.add_argument("--target", type=Path, required=True, help="faceset of the target identity the swap should show")
     parser.add_argument("--gallery", type=Path, nargs="*", default=[],
-                        help="more facesets (other people) for top-1 retrieval; the input's own person is always added")
+                        help="more facesets (other people) for top-1 retrieval; the input's own person joins as a distractor unless it is the target")
     parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder for eval.json and the PNGs")
     parser.add_argument("--max-frames", type=int, default=None, help="score only the first N frames")
     parser.add_argument("--identity-every", type=int, default=1,
