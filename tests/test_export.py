@@ -1,0 +1,117 @@
+"""The exporter on a really trained model: DFM contract, metadata, parity with torch, refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from realtime.model_contract import INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES, read_model_info
+from swapcam.cli import main as swapcam
+from tests.fixtures.models import FIXTURE_STEPS
+from training.checkpoint import load_checkpoint
+from training.dataset import AugmentConfig, PairDataset, open_facesets
+from training.export import ExportError, ExportRequest, SwapGraph, export_checkpoint, tensorrt_available
+
+FP16_BOUND = 5e-3  # measured max |fp16 - fp32| ~3e-4 on these faces; bound with margin
+
+
+def _faces(trained_run, count: int = 3) -> np.ndarray:
+    """Real aligned faces (NHWC BGR [0,1] float32) from the dst faceset."""
+    src, dst = open_facesets(trained_run.config.src, trained_run.config.dst)
+    batch = PairDataset(src, dst, 128, AugmentConfig.off()).fixed_batch(count)
+    return np.ascontiguousarray(batch["dst_input"].permute(0, 2, 3, 1).numpy())
+
+
+def _torch_outputs(trained_run, faces: np.ndarray) -> list[np.ndarray]:
+    model = load_checkpoint(trained_run.checkpoint).build_model()
+    with torch.no_grad():
+        return [t.numpy() for t in SwapGraph(model)(torch.from_numpy(faces))]
+
+
+def test_exported_model_keeps_the_dfm_contract(exported_model, trained_run):
+    info = read_model_info(exported_model)
+    assert info.resolution == 128 and info.face_type == "whole_face" and info.identity == "astronaut"
+    assert info.self_described and not info.has_morph_input
+    proto = onnx.load(str(exported_model))
+    assert [i.name for i in proto.graph.input] == [INPUT_NAME]
+    assert tuple(o.name for o in proto.graph.output) == OUTPUT_NAMES
+    sess = ort.InferenceSession(str(exported_model), providers=["CPUExecutionProvider"])
+    (inp,) = sess.get_inputs()
+    assert inp.type == "tensor(float)" and inp.shape[1:] == [128, 128, 3] and not isinstance(inp.shape[0], int)
+    for batch in (1, 3):  # dynamic batch
+        outs = sess.run(None, {INPUT_NAME: _faces(trained_run, batch)})
+        assert [o.shape for o in outs] == [(batch, 128, 128, 1), (batch, 128, 128, 3), (batch, 128, 128, 1)]
+        for o in outs:
+            assert o.dtype == np.float32 and o.min() >= 0.0 and o.max() <= 1.0
+
+
+def test_exported_metadata(exported_model, trained_run):
+    meta = read_model_info(exported_model).metadata
+    assert set(METADATA_KEYS) <= set(meta)
+    assert meta["swapcam.training_steps"] == str(FIXTURE_STEPS)
+    assert meta["swapcam.architecture"] == "df:lite"
+    assert meta["swapcam.channel_order"] == "BGR" and meta["swapcam.layout"] == "NHWC"
+    assert "public-domain" in meta["swapcam.consent"]
+    data = json.loads(meta["swapcam.training_data"])
+    assert [d["role"] for d in data] == ["src", "dst"] and all(d["faces"] > 0 for d in data)
+    assert data[0]["sources"] and data[0]["sources"][0].startswith("astronaut")
+    created = dt.datetime.fromisoformat(meta["swapcam.created"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - created).total_seconds()) < 3600
+
+
+def test_fp32_parity_with_torch(exported_model, trained_run):
+    faces = _faces(trained_run, 4)
+    sess = ort.InferenceSession(str(exported_model), providers=["CPUExecutionProvider"])
+    for got, ref in zip(sess.run(None, {INPUT_NAME: faces}), _torch_outputs(trained_run, faces)):
+        assert np.abs(got - ref).max() < 1e-3
+
+
+def test_fp16_export_halves_the_file_and_stays_close(exported_model, trained_run, tmp_path):
+    out = tmp_path / "astronaut16.onnx"
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--fp16"]) == 0
+    info = read_model_info(out)
+    assert info.metadata["swapcam.architecture"].endswith(":fp16")
+    assert out.stat().st_size < 0.6 * exported_model.stat().st_size
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float)" and all(o.type == "tensor(float)" for o in sess.get_outputs())
+    faces = _faces(trained_run, 2)
+    for got, ref in zip(sess.run(None, {INPUT_NAME: faces}), _torch_outputs(trained_run, faces)):
+        assert np.abs(got - ref).max() < FP16_BOUND
+
+
+def test_existing_output_is_refused_unless_forced(trained_run, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"precious")
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert swapcam(["export", str(trained_run.out), "--out", str(out), "--force", "--identity", "Eileen"]) == 0
+    assert read_model_info(out).identity == "Eileen"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temp file left
+
+
+def test_missing_or_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    assert swapcam(["export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "a.onnx")]) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(Exception, match="not a readable swapcam checkpoint"):
+        export_checkpoint(ExportRequest(checkpoint=bad, out=tmp_path / "b.onnx"))
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_out_must_be_onnx(trained_run, tmp_path):
+    with pytest.raises(ExportError, match=".onnx"):
+        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=tmp_path / "m.dfm"))
+
+
+@pytest.mark.skipif(tensorrt_available(), reason="TensorRT present: the cache is built instead")
+def test_tensorrt_cache_without_tensorrt_is_a_clear_error(trained_run, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--trt-cache", str(tmp_path / "trt")]) == 2
+    assert "TensorRT" in capsys.readouterr().err and not out.exists()
