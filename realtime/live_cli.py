@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,9 +84,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("run")
     g.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames")
-    g.add_argument("--serial", action="store_true",
-                   help="landmarks and swap in one thread (default: two threads, landmarks of the next frame "
-                        "overlapping the swap of this one: more fps, a little more latency)")
+    g.add_argument("--pipelining", choices=("auto", "split", "serial"), default="auto",
+                   help="split: landmarks of the next frame overlap the swap of this one (two threads: more fps "
+                        "when cores are free); serial: one thread (lower latency on a busy CPU); "
+                        "auto: split with 4+ CPU cores, else serial")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
 
 
@@ -246,7 +248,11 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    pipeline = Pipeline(source, processor, sinks, split=not args.serial)
+    split = args.pipelining == "split" or (args.pipelining == "auto" and (os.cpu_count() or 1) >= 4)
+    if args.pipelining == "auto":
+        _say(f"processing: {'split in two threads' if split else 'one thread'} ({os.cpu_count()} CPU cores; "
+             "change with --pipelining split|serial)")
+    pipeline = Pipeline(source, processor, sinks, split=split)
     _stop_on_sigterm()
     _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))

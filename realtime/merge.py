@@ -130,14 +130,13 @@ class Merger:
             blurred = cv2.GaussianBlur(swapped, (0, 0), 1.0)
             swapped = np.clip(cv2.addWeighted(swapped, 1 + self.settings.sharpen, blurred, -self.settings.sharpen, 0), 0, 1)
         alpha = m * np.float32(self.settings.opacity * opacity)
-        face_u8 = np.empty(swapped.shape, np.uint8)
-        np.multiply(swapped, np.float32(255.0), out=face_u8, casting="unsafe")
+        face_u8 = cv2.convertScaleAbs(swapped, alpha=255.0)  # rounds and saturates to uint8
         warped, roi = warp_from_aligned(face_u8, matrix, frame.shape)
         if roi.empty:
-            return warped[..., 0].astype(np.float32), roi.slices()
-        warped_alpha, _ = warp_from_aligned(alpha, matrix, frame.shape)
+            return np.zeros(warped.shape[:2], np.float32), roi.slices()
+        weight, _ = warp_from_aligned(alpha, matrix, frame.shape)
         sl = roi.slices()
         region = frame[sl]
-        # (w1*face + w2*frame) / (w1 + w2) with rounding: exactly the frame where the mask is 0.
-        region[:] = cv2.blendLinear(warped, region, warped_alpha, 1.0 - warped_alpha)
-        return warped_alpha, sl
+        # (w1*face + w2*frame) / (w1 + w2), rounded: exactly the frame where the mask is 0.
+        region[:] = cv2.blendLinear(warped, region, weight, 1.0 - weight)
+        return weight, sl

@@ -72,6 +72,17 @@ class LatestSlot:
             self._cond.notify_all()
             return item
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until the slot is empty (or closed); True if it is empty."""
+        with self._cond:
+            deadline = time.perf_counter() + timeout
+            while self._item is not None and not self._closed:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._item is None
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -217,6 +228,10 @@ class Pipeline:
         """Move items from ``src`` through ``work`` into ``dst`` until ``src`` is closed and empty."""
         try:
             while not self._stop.is_set():
+                # Take a new item only once the next stage has taken the previous result: the freshest
+                # frame is picked just in time, and no work is done for a frame that would wait.
+                if dst in self._mid_slots and not dst.wait_empty(0.1):
+                    continue
                 item = src.get(timeout=0.1)
                 if item is None:
                     if src.closed:
@@ -265,7 +280,9 @@ class Pipeline:
         blocking = not getattr(self.source, "live", True)
         stages = self._stages()
         self._in_slot, self._out_slot = LatestSlot(blocking), LatestSlot(blocking)
-        self._mid_slots = [LatestSlot(blocking) for _ in stages[1:]]
+        # Between processing stages the slot blocks and the landmark stage waits for it to empty before
+        # taking a frame: no landmarks for frames that would be dropped, no frame waiting stale.
+        self._mid_slots = [LatestSlot(blocking=True) for _ in stages[1:]]
         slots = [self._in_slot, *self._mid_slots, self._out_slot]
 
         def deliver(frame: Frame) -> bool:
