@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.faces",
     "tests.fixtures.videos",
     "tests.fixtures.facesets",
+    "tests.fixtures.models",
 ]
