@@ -230,3 +230,30 @@ def test_split_and_serial_processing_give_the_same_frames(swapper, astronaut_vid
     assert all(np.array_equal(a, b) for a, b in zip(outputs[True], outputs[False]))
     with pytest.raises(ValueError, match="split"):
         Pipeline(DemoSource(), PassThrough(), [], split=True)
+
+
+def test_two_faces_swapped_in_one_batched_call(swapper, tmp_path, grace_hopper):
+    # Two people side by side (MediaPipe's short-range detector finds both at this scale).
+    pair = np.hstack([grace_hopper, cv2.flip(grace_hopper, 1)])
+    cv2.imwrite(str(tmp_path / "pair.png"), pair)
+    calls = []
+    original_get = swapper.get
+
+    class CountingSwapper:
+        """The real swapper, with its batch sizes recorded."""
+
+        def __getattr__(self, name):
+            return getattr(swapper, name)
+
+        def get(self, faces):
+            calls.append(len(faces))
+            return original_get(faces)
+
+    processor = FaceSwapProcessor([CountingSwapper()], max_faces=2)
+    collect = CollectSink()
+    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect]).run()
+    processor.close()
+    assert list(stats.faces) == [2] and calls == [2]
+    diff = (collect.frames[0] != pair).any(2)
+    half = grace_hopper.shape[1]
+    assert diff[:, :half].mean() > 0.05 and diff[:, half:].mean() > 0.05  # both faces changed

@@ -110,3 +110,15 @@ def test_capture_thread_stamps_frames_in_order(astronaut_video):
     times = [f.t_capture for f in got]
     assert all(b >= a for a, b in zip(times, times[1:]))
     assert got[10].t_source == pytest.approx(10 / 25)  # media time for a source read as fast as possible
+
+
+def test_camera_that_disconnects_ends_or_reconnects(astronaut_video):
+    """OpenCV opens a file path like a device: its end is a camera that stops delivering."""
+    cam = WebcamSource(str(astronaut_video), width=None, height=None, fps=None, mjpg=False)
+    assert len(_drain(cam, limit=100)) == 40  # stops cleanly at the 'disconnect'
+    cam.close()
+    again = WebcamSource(str(astronaut_video), width=None, height=None, fps=None, mjpg=False, reconnect=True,
+                         reconnect_timeout_s=5.0)
+    frames = _drain(again, limit=45)
+    again.close()
+    assert len(frames) == 45 and np.array_equal(frames[40], frames[0])  # reopened and went on
