@@ -27,7 +27,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     d = MergeSettings()
     g = parser.add_argument_group("model")
     g.add_argument("--model", action="append", type=Path, metavar="PATH",
-                   help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})")
+                   help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})"
+                        "%(default).0s")
     g.add_argument("--face-type", default=None, help="override the model's face type (bare .dfm files: whole_face)")
     g.add_argument("--providers", default=None,
                    help="comma-separated ONNX Runtime providers to use instead of the best available ones")
@@ -48,7 +49,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("output")
     g.add_argument("--sink", action="append", choices=SINKS, metavar="{" + ",".join(SINKS) + "}",
-                   help="where frames go; repeat for several (default: auto = virtual camera, else window, else file)")
+                   help="where frames go; repeat for several (default: auto = virtual camera, else window, else file)"
+                        "%(default).0s")
     g.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="video file for --sink file")
     g.add_argument("--vcam-format", choices=VCAM_FORMATS, default="RGB", help="pixel format sent to the virtual camera")
     g.add_argument("--vcam-device", default=None, help="virtual camera device (e.g. /dev/video10, 'OBS Virtual Camera')")
