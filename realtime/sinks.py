@@ -285,10 +285,11 @@ def draw_hud(frame: np.ndarray, info, status: str = "") -> np.ndarray:
              f"faces {info.faces}  ms: {stages}"]
     if status:
         lines.append(status)
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for t in lines) + 16
+    panel = out[: 10 + 20 * len(lines), : min(width, out.shape[1])]
+    panel[:] = (panel * 0.35).astype(np.uint8)  # darkened panel behind the text
     for i, text in enumerate(lines):
-        y = 20 + 20 * i
-        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(out, text, (8, 20 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -296,9 +297,11 @@ def side_by_side(original: np.ndarray, swapped: np.ndarray, path: str | Path, la
     """Write a PNG of ``original | swapped`` with labels; returns the path (written atomically)."""
     pair = np.hstack([original, swapped]).copy()
     w = original.shape[1]
-    for x, text in ((8, labels[0]), (w + 8, labels[1])):
-        cv2.putText(pair, text, (x, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
-        cv2.putText(pair, text, (x, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+    for x, text in ((0, labels[0]), (w, labels[1])):
+        tw = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0]
+        box = pair[:40, x:x + tw + 16]
+        box[:] = (box * 0.35).astype(np.uint8)
+        cv2.putText(pair, text, (x + 8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     path = Path(path)
     tmp = path.with_name(path.stem + ".partial.png")
     if not cv2.imwrite(str(tmp), pair):
