@@ -68,7 +68,9 @@ def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopp
     """A real `swapcam train` process gets SIGINT mid-run: it saves its step and exits 130. Resuming
     for 3 more steps gives the very weights of an uninterrupted run of the same total length."""
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(_cli_train(astronaut_faceset, grace_hopper_faceset, out, "--steps", "100000"),
+    # one data worker process here (the unattended set-up); samples depend only on (seed, index), so
+    # the straight run below, loading in-process, draws the same ones
+    proc = subprocess.Popen(_cli_train(astronaut_faceset, grace_hopper_faceset, out, "--steps", "100000", "--workers", "1"),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not (out / "preview.png").exists() and time.monotonic() < deadline and proc.poll() is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,6 +127,15 @@ def setup_runtime(amp: str) -> Runtime:
     return Runtime(device, rank, world, amp_dtype)
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the training process, which saves and then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def autocast(rt: Runtime):
     """bf16/fp16 autocast on CUDA; nothing on CPU."""
     if rt.amp_dtype is None:
@@ -210,14 +221,19 @@ def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) training as ``cfg`` says; returns where it stopped."""
+    """Run (or resume) training as ``cfg`` says; returns where it stopped. SIGTERM is handled like
+    Ctrl-C (checkpoint, then stop) when called from the main thread."""
     previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    on_main = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main else None
     try:
         return _train(cfg)
     finally:
         torch.set_num_threads(previous_threads)
+        if on_main:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _train(cfg: TrainConfig) -> TrainResult:
@@ -262,6 +278,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
                         sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
+                        worker_init_fn=_ignore_sigint if cfg.workers > 0 else None,
                         prefetch_factor=4 if cfg.workers > 0 else None)
     preview_batch = to_device(dataset.fixed_batch(4), rt) if rt.main else None
     weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
@@ -314,6 +331,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 if disc is not None:
                     d_loss, g_loss = gan_losses(disc, batch["src_target"], terms["_src_pred"])
                     loss = loss + cfg.gan_power * g_loss
+            if not torch.isfinite(loss.detach()):
+                raise TrainError(f"the loss became {float(loss):.4g} at step {step}; the last checkpoint "
+                                 f"({ckpt_path}) is kept — resume with a lower --lr")
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
