@@ -144,8 +144,12 @@ def autocast(rt: Runtime):
 
 
 def to_device(batch: dict[str, torch.Tensor], rt: Runtime) -> dict[str, torch.Tensor]:
-    fmt = torch.channels_last if rt.device.type == "cuda" else torch.contiguous_format
-    return {k: v.to(rt.device, non_blocking=True).contiguous(memory_format=fmt) for k, v in batch.items()}
+    # channels_last on CPU too: oneDNN's depthwise-conv backward is ~1.8x faster than the default
+    # NCHW path for the lite preset (measured with threads=1, batch 16, 128 px on the 2-core machine)
+    return {
+        k: v.to(rt.device, non_blocking=True).contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v.to(rt.device)
+        for k, v in batch.items()
+    }
 
 
 def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
@@ -265,8 +269,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
             disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
         start_step = ckpt.step
         set_rng_state(ckpt.extra["rng"])
-    if rt.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
     net = model
     if rt.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
