@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
+
+from realtime.atomic_files import write_text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -44,12 +45,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _command_line() -> str:
     """The command as typed, when it came from the `swapcam` entry (else a note that it did not)."""
     argv = sys.argv[1:]
@@ -71,7 +66,15 @@ def _print_summary(report: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from realtime.bench import BenchConfig, BenchError, BenchOptions, _parse_bool, expand_configs, parse_compare, run_bench
+    from realtime.bench import (
+        BenchConfig,
+        BenchError,
+        BenchOptions,
+        _parse_bool,
+        expand_configs,
+        parse_compare,
+        run_bench,
+    )
     from realtime.bench_report import markdown_table
     from realtime.report_plots import bench_png
 
@@ -103,10 +106,10 @@ def main(args: argparse.Namespace) -> int:
         return 1
     report["command"] = _command_line()
     args.out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(args.out / "bench.json", json.dumps(report, indent=2))
+    write_text(args.out / "bench.json", json.dumps(report, indent=2))
     bench_png(report, args.out / "bench.png")
     table = markdown_table(report)
-    _atomic_write(args.out / "bench.md", table)
+    write_text(args.out / "bench.md", table)
     if args.markdown:
         print(table)
     else:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from realtime.atomic_files import write_text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -30,12 +31,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sheet-frames", type=int, default=8, help="frame pairs on the contact sheet")
     parser.add_argument("--color", default="rct", help="with --model: colour transfer mode of the merge")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -73,9 +68,9 @@ def main(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             outputs = read_frames(args.swapped, args.max_frames)
         else:
-            from realtime.eval_swap import swap_frames
-
             import cv2
+
+            from realtime.eval_swap import swap_frames
 
             inputs = list(inputs)
             fps = 25.0
@@ -97,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
         "target_faceset": str(args.target),
         **result.report,
     }
-    _write_json(args.out / "eval.json", report)
+    write_text(args.out / "eval.json", json.dumps(report, indent=2))
     eval_curves_png(report, args.out / "eval_curves.png")
     if result.pairs:
         contact_sheet_png(result.pairs, args.out / "contact_sheet.png")

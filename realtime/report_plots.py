@@ -6,11 +6,12 @@ atomically, so a half-written PNG never replaces a good one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from realtime.atomic_files import atomic_path, write_image
 
 
 def _figure(width: float, height: float):
@@ -24,9 +25,8 @@ def _figure(width: float, height: float):
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return path
 
 
@@ -84,12 +84,7 @@ def contact_sheet_png(pairs: list[tuple[np.ndarray, np.ndarray]], path: str | Pa
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
     sheet = np.vstack(rows)
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    if not cv2.imwrite(str(tmp), sheet):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
-    return path
+    return write_image(path, sheet)
 
 
 STAGE_COLOURS = {

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.atomic_files import write_image
+
 VCAM_FORMATS = ("RGB", "BGR", "RGBA", "GRAY", "I420", "NV12", "YUYV", "UYVY")
 VCAM_HELP = {
     "Linux": "install v4l2loopback and load it: `sudo apt install v4l2loopback-dkms && "
@@ -302,12 +304,7 @@ def side_by_side(original: np.ndarray, swapped: np.ndarray, path: str | Path, la
         box = pair[:40, x:x + tw + 16]
         box[:] = (box * 0.35).astype(np.uint8)
         cv2.putText(pair, text, (x + 8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".partial.png")
-    if not cv2.imwrite(str(tmp), pair):
-        raise RuntimeError(f"could not write {path}")
-    os.replace(tmp, path)
-    return path
+    return write_image(path, pair)
 
 
 class SideBySideSink:

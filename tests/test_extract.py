@@ -14,14 +14,9 @@ import pytest
 
 from realtime.alignment import transform_points, warp_to_aligned
 from swapcam.cli import main as swapcam
+from tests.fixtures.faces import shared_path
 from training.extract import ExtractOptions, extract
 from training.faceset import Faceset
-
-import tests.conftest
-from tests.fixtures.faces import shared_path
-
-if "tests.fixtures.facesets" not in tests.conftest.pytest_plugins:  # until conftest loads them
-    from tests.fixtures.facesets import astronaut_faceset, grace_hopper_faceset  # noqa: F401
 
 QUIET = ExtractOptions(size=128, progress=False)
 

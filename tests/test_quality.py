@@ -6,11 +6,6 @@ import cv2
 import numpy as np
 
 from swapcam.cli import main as swapcam
-
-import tests.conftest
-
-if "tests.fixtures.facesets" not in tests.conftest.pytest_plugins:  # until conftest loads them
-    from tests.fixtures.facesets import astronaut_faceset  # noqa: F401
 from tests.fixtures.faces import shared_path
 from training.extract import ExtractOptions, extract
 from training.faceset import Faceset

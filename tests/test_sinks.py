@@ -17,7 +17,6 @@ from realtime.sinks import (
     VirtualCameraSink,
     VirtualCameraUnavailable,
     WindowSink,
-    bgr_to_format,
     draw_hud,
     side_by_side,
     virtual_camera_available,

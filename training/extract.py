@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.alignment import align_face, check_face_type
+from realtime.atomic_files import write_text
 from realtime.landmarks import DetectedFace, FaceLandmarker
-from training.faceset import MANIFEST_NAME, Faceset, FaceRecord, round_points
+from training.faceset import MANIFEST_NAME, FaceRecord, Faceset, round_points
 from training.quality import sharpness
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -114,9 +114,7 @@ class ExtractState:
 
     def save(self) -> None:
         data = {"seen": {k: sorted(v) for k, v in self.seen.items()}, "finished": self.finished}
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text(self.path, json.dumps(data, separators=(",", ":")))
 
 
 def manifest_frames(faceset_path: Path) -> dict[str, set[int]]:

@@ -9,13 +9,14 @@ diffable; deleting an image file removes that face.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+
+from realtime.atomic_files import write_image, write_text
 
 MANIFEST_NAME = "faceset.jsonl"
 FORMAT = "swapcam-faceset"
@@ -166,11 +167,10 @@ class Faceset:
         """Write the face's image (atomically) and then its manifest line."""
         if image.shape[:2] != (self.resolution, self.resolution):
             raise FacesetError(f"face image is {image.shape[:2]}, faceset resolution is {self.resolution}")
-        target = self.path / record.file
-        tmp = target.with_name(target.stem + ".tmp" + target.suffix)
-        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-            raise FacesetError(f"could not write {tmp}")
-        os.replace(tmp, target)
+        try:
+            write_image(self.path / record.file, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        except OSError as exc:
+            raise FacesetError(str(exc)) from exc
         with open(self.manifest, "a", encoding="utf-8") as fh:
             fh.write(record.to_json() + "\n")
         self._records.append(record)
@@ -178,11 +178,8 @@ class Faceset:
     def rewrite(self, keep: list[FaceRecord]) -> None:
         """Replace the manifest with ``keep`` (atomically) and delete the images of dropped faces."""
         kept = {r.file for r in keep}
-        tmp = self.manifest.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(self.header)) + "\n")
-            fh.writelines(r.to_json() + "\n" for r in keep)
-        os.replace(tmp, self.manifest)
+        lines = [json.dumps(asdict(self.header))] + [r.to_json() for r in keep]
+        write_text(self.manifest, "\n".join(lines) + "\n")
         for rec in self._records:
             if rec.file not in kept:
                 (self.path / rec.file).unlink(missing_ok=True)

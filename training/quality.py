@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from realtime.alignment import hull_mask
-from training.faceset import Faceset, FaceRecord
+from realtime.atomic_files import write_image
+from training.faceset import FaceRecord, Faceset
 
 THUMB = 16  # side of the grey thumbnail used to compare appearance
 
@@ -117,8 +118,4 @@ def contact_sheet(faceset: Faceset, path: str | Path, *, max_faces: int = 96, co
     _label(sheet, f"sharpness min/median/max {sharp.min():.0f}/{np.median(sharp):.0f}/{sharp.max():.0f}   "
            f"yaw {yaw.min():+.0f}..{yaw.max():+.0f} deg", (6, 48), 0.5)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    if not cv2.imwrite(str(tmp), sheet):
-        raise OSError(f"could not write contact sheet {path}")
-    tmp.replace(path)
-    return path
+    return write_image(path, sheet)
