@@ -33,7 +33,7 @@ COMPARE_KEYS = {
     "color": "colour transfer: none/rct/lct/mkl",
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
     "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider",
-    "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice",
+    "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
 }
 
 

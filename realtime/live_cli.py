@@ -221,7 +221,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the live loop; returns 0 on a clean end, 2 on bad input."""
     from realtime.merge import MergeSettings
     from realtime.model_contract import ModelContractError
-    from realtime.pipeline import Pipeline
+    from realtime.pipeline import Pipeline, split_pays_off
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
     from realtime.sources import SourceError
@@ -250,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    split = args.pipelining == "split" or (args.pipelining == "auto" and (os.cpu_count() or 1) >= 4)
+    split = {"split": True, "serial": False}.get(args.pipelining, split_pays_off())
     if args.pipelining == "auto":
         _say(f"processing: {'split in two threads' if split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")

@@ -13,7 +13,7 @@ import pyvirtualcam
 
 from realtime.demo_source import DemoSource
 from realtime.merge import MergeSettings
-from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline
+from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline, split_pays_off
 from realtime.processor import FaceSwapProcessor
 from realtime.sinks import CollectSink, VideoFileSink, VirtualCameraSink
 from realtime.sources import ImageFolderSource, VideoFileSource
@@ -216,7 +216,7 @@ def test_shared_grid_clip(swapper):
 
 
 def test_split_and_serial_processing_give_the_same_frames(swapper, astronaut_video):
-    """Landmarks and swap in two threads (default) or one: the same output, frame for frame."""
+    """Landmarks and swap in two threads or one: the same output, frame for frame."""
     outputs = {}
     for split in (True, False):
         processor = FaceSwapProcessor([swapper])
@@ -257,3 +257,12 @@ def test_two_faces_swapped_in_one_batched_call(swapper, tmp_path, grace_hopper):
     diff = (collect.frames[0] != pair).any(2)
     half = grace_hopper.shape[1]
     assert diff[:, :half].mean() > 0.05 and diff[:, half:].mean() > 0.05  # both faces changed
+
+
+def test_default_threading_follows_the_core_count(swapper):
+    """Two processing threads only where they pay off (4+ cores); live and bench share this rule."""
+    assert not split_pays_off(2) and split_pays_off(4)
+    processor = FaceSwapProcessor([swapper])
+    assert Pipeline(DemoSource(seconds=1), processor, [CollectSink()]).split is split_pays_off()
+    assert Pipeline(DemoSource(seconds=1), PassThrough(), [CollectSink()]).split is False  # cannot split
+    processor.close()
