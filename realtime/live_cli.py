@@ -161,14 +161,18 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
 
         return WindowSink(actions=actions, hud=not args.no_hud)
 
+    def virtual_camera() -> tuple[VirtualCameraSink | None, str]:
+        ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
+        sink = VirtualCameraSink(fps=fps, fmt=args.vcam_format, device=args.vcam_device, backend=args.vcam_backend)
+        return (sink if ok else None), why
+
     requested = args.sink or ["auto"]
     sinks = []
     for kind in requested:
         if kind == "auto":
-            ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
-            if ok:
-                sinks.append(VirtualCameraSink(fps=fps, fmt=args.vcam_format, device=args.vcam_device,
-                                               backend=args.vcam_backend))
+            vcam, why = virtual_camera()
+            if vcam:
+                sinks.append(vcam)
                 _say(f"output: {why} (a virtual camera was found; Zoom/Meet/OBS can pick it)")
             elif display_available():
                 sinks.append(window())
@@ -179,10 +183,9 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
                      f"$WAYLAND_DISPLAY unset). Why no virtual camera: {why}")
             _say("change the output with --sink vcam|window|file|null (repeatable) and --output PATH")
         elif kind == "vcam":
-            ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
-            if ok:
-                sinks.append(VirtualCameraSink(fps=fps, fmt=args.vcam_format, device=args.vcam_device,
-                                               backend=args.vcam_backend))
+            vcam, why = virtual_camera()
+            if vcam:
+                sinks.append(vcam)
                 _say(f"output: {why}")
             elif not args.no_window_fallback and display_available():
                 _say(f"{why}\nswapcam live: falling back to a preview window (--no-window-fallback to fail instead)")

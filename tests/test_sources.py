@@ -50,6 +50,7 @@ def test_video_file_paced_like_a_camera_and_loops(astronaut_video):
     frames = _drain(src, limit=11)
     elapsed = time.perf_counter() - t0
     src.close()
+    assert len(frames) == 11
     assert elapsed >= 10 / 25 - 0.02  # frame i is released no earlier than i / fps
     looped = VideoFileSource(astronaut_video, realtime=False, loop=True)
     many = _drain(looped, limit=45)
