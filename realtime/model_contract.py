@@ -33,6 +33,7 @@ METADATA_KEYS: dict[str, str] = {
     "swapcam.training_steps": "optimiser steps trained",
     "swapcam.training_data": "JSON: the facesets trained on (source files, face counts, licences)",
     "swapcam.consent": "the consent basis for showing the identity",
+    "swapcam.data_credits": "authors, sources and licences of the training data",
     "swapcam.created": "ISO 8601 time of export",
 }
 DFM_DEFAULTS = {"swapcam.face_type": "whole_face", "swapcam.channel_order": "BGR", "swapcam.value_range": "0,1"}
@@ -124,6 +125,7 @@ def build_metadata(
     training_data: list[dict],
     consent: str,
     created: str,
+    data_credits: str = "not stated",
 ) -> dict[str, str]:
     """The metadata_props our exporter writes; every value a string."""
     from realtime.alignment import FACE_TYPES, TEMPLATE_33, check_face_type
@@ -143,5 +145,6 @@ def build_metadata(
         "swapcam.training_steps": str(int(training_steps)),
         "swapcam.training_data": json.dumps(training_data),
         "swapcam.consent": consent,
+        "swapcam.data_credits": data_credits,
         "swapcam.created": created,
     }

@@ -57,7 +57,7 @@ def test_exported_metadata(exported_model, trained_run):
     assert meta["swapcam.training_steps"] == str(FIXTURE_STEPS)
     assert meta["swapcam.architecture"] == "df:lite"
     assert meta["swapcam.channel_order"] == "BGR" and meta["swapcam.layout"] == "NHWC"
-    assert "public-domain" in meta["swapcam.consent"]
+    assert "public-domain" in meta["swapcam.consent"] and "NASA" in meta["swapcam.data_credits"]
     data = json.loads(meta["swapcam.training_data"])
     assert [d["role"] for d in data] == ["src", "dst"] and all(d["faces"] > 0 for d in data)
     assert data[0]["sources"] and data[0]["sources"][0].startswith("astronaut")

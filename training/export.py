@@ -104,6 +104,7 @@ class ExportRequest:
     fp16: bool = False
     identity: str | None = None
     consent: str = "not stated"
+    data_credits: str = "not stated"
     force: bool = False
 
 
@@ -126,6 +127,7 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
         face_type=run["face_type"], resolution=cfg.resolution, identity=identity,
         architecture=f"{cfg.arch}:{cfg.preset}" + (":fp16" if req.fp16 else ""),
         training_steps=ckpt.step, training_data=run.get("training_data", []), consent=req.consent,
+        data_credits=req.data_credits,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs/outputs stay float32)")
     p.add_argument("--identity", default=None, help="name of the identity the model shows (default: the run's)")
     p.add_argument("--consent", default="not stated", help="the consent basis for showing this identity, recorded in the model")
+    p.add_argument("--credits", default="not stated",
+                   help="authors, sources and licences of the training data (CC BY needs them), recorded in the model")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--trt-cache", default=None, metavar="DIR",
                    help="also build a TensorRT engine cache in DIR (only where onnxruntime has TensorRT)")
@@ -31,7 +33,8 @@ def main(args: argparse.Namespace) -> int:
               "the cache on the machine that has TensorRT", file=sys.stderr)
         return 2
     req = ExportRequest(checkpoint=Path(args.checkpoint), out=Path(args.out), fp16=args.fp16,
-                        identity=args.identity, consent=args.consent, force=args.force)
+                        identity=args.identity, consent=args.consent, data_credits=args.credits,
+                        force=args.force)
     try:
         info = export_checkpoint(req)
         if args.trt_cache:
