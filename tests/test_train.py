@@ -64,9 +64,11 @@ def _cli_train(src, dst, out, *extra) -> list[str]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopper_faceset, tmp_path):
-    """A real `swapcam train` process gets SIGINT mid-run: it saves its step and exits 130. Resuming
-    for 3 more steps gives the very weights of an uninterrupted run of the same total length."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopper_faceset, tmp_path, signum):
+    """A real `swapcam train` process group (trainer + data worker) gets SIGINT (a terminal's Ctrl-C)
+    or SIGTERM (`pkill -f`, systemd) mid-run: it saves its step and exits 130. Resuming for 3 more
+    steps gives the very weights of an uninterrupted run of the same total length."""
     out = tmp_path / "interrupted"
     # one data worker process here (the unattended set-up); samples depend only on (seed, index), so
     # the straight run below, loading in-process, draws the same ones
@@ -75,7 +77,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopp
     deadline = time.monotonic() + 120
     while not (out / "preview.png").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signum)  # the whole group, as a terminal or a service manager does
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
     stopped = load_checkpoint(out).step

@@ -127,9 +127,11 @@ def setup_runtime(amp: str) -> Runtime:
     return Runtime(device, rank, world, amp_dtype)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the training process, which saves and then stops them."""
+def _leave_signals_to_trainer(_worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C and SIGTERM (a terminal, `pkill -f`, systemd or `docker stop`
+    signal the whole process group): the training process saves and then stops them itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _raise_interrupt(signum, _frame) -> None:
@@ -281,7 +283,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
                         sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
-                        worker_init_fn=_ignore_sigint if cfg.workers > 0 else None,
+                        worker_init_fn=_leave_signals_to_trainer if cfg.workers > 0 else None,
                         prefetch_factor=4 if cfg.workers > 0 else None)
     preview_batch = to_device(dataset.fixed_batch(4), rt) if rt.main else None
     weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
