@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(ORT)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install live test test-fast bench clean
+.PHONY: install live test test-fast bench demo-model clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,24 @@ test-fast: install
 
 bench: install
 	$(BIN)/swapcam bench $(ARGS)
+
+# Rebuild the shipped demo model (models/demo.onnx) from ../shared/data, as it was made.
+SHARED ?= ../shared/data
+WORK ?= workspace
+DEMO_MINUTES ?= 110
+DEMO_IDENTITY := GRID corpus speaker s1
+DEMO_CONSENT := GRID audiovisual sentence corpus, published for research under CC BY 4.0 (Cooke, Barker, Cunningham, Shao 2006, doi:10.5281/zenodo.3625687); no individual consent to face swapping was recorded beyond that licence
+DEMO_CREDITS := src: GRID corpus speaker s1, CC BY 4.0, Cooke et al. (2006) JASA 120(5):2421-2424, doi:10.5281/zenodo.3625687 (clips joined, audio dropped). dst: GRID speaker s4 (same licence); Face Research Lab London Set, CC BY 4.0, DeBruine & Jones (2017) doi:10.6084/m9.figshare.5047666 (resized); webmorphR.stim Lisa stills, CC BY 4.0, Lisa DeBruine (resized); helmet selfie video, CC BY 2.0, (c) 2012 Aaron Tang (Flickr 7484448042), rotated by the OpenMPF project
+
+demo-model: install
+	$(BIN)/swapcam extract $(SHARED)/video/grid_s1.mp4 --out $(WORK)/fs_grid_s1 --size 128
+	$(BIN)/swapcam extract $(SHARED)/stills/london $(SHARED)/stills/lisa $(SHARED)/video/helmet_selfie.mp4 \
+		--out $(WORK)/fs_dst_mix --size 128 --max-faces 1
+	$(BIN)/swapcam extract $(SHARED)/video/grid_s4.mp4 --out $(WORK)/fs_dst_mix --size 128 --every-nth 5
+	$(BIN)/swapcam train --src $(WORK)/fs_grid_s1 --dst $(WORK)/fs_dst_mix --out $(WORK)/demo_run --preset lite \
+		--batch-size 16 --lr 3e-4 --threads 2 --minutes $(DEMO_MINUTES) --identity "$(DEMO_IDENTITY)"
+	$(BIN)/swapcam export $(WORK)/demo_run --out models/demo.onnx --fp16 --force --identity "$(DEMO_IDENTITY)" \
+		--consent "$(DEMO_CONSENT)" --credits "$(DEMO_CREDITS)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
