@@ -39,7 +39,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from realtime.eval_identity import IdentityEncoder, IdentityModelError, faceset_identity
-    from realtime.evaluate import EvalInputError, count_frames, evaluate, read_frames
+    from realtime.evaluate import EvalInputError, count_frames, evaluate, open_frames, read_frames
     from realtime.report_plots import contact_sheet_png, eval_curves_png
     from training.faceset import FacesetError
 
@@ -68,16 +68,12 @@ def main(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             outputs = read_frames(args.swapped, args.max_frames)
         else:
-            import cv2
-
             from realtime.eval_swap import swap_frames
 
             inputs = list(inputs)
-            fps = 25.0
-            if args.input.is_file():
-                cap = cv2.VideoCapture(str(args.input))
-                fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
-                cap.release()
+            source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
+            source.close()
+            fps = source.fps
             outputs = swap_frames(inputs, args.model, color=args.color, fps=fps)
         args.out.mkdir(parents=True, exist_ok=True)
         result = evaluate(inputs, outputs, target, gallery, encoder=encoder, identity_every=args.identity_every,

@@ -32,8 +32,8 @@ from realtime.eval_metrics import (
     pose_error,
     still_runs,
 )
+from realtime.sources import ImageFolderSource, SourceError, VideoFileSource
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SOURCE_NAME = "source (input video)"
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold on descriptor distance
 
@@ -42,54 +42,41 @@ class EvalInputError(ValueError):
     """An input or output that cannot be evaluated (missing, unreadable, mismatched)."""
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def open_frames(path: str | Path):
+    """The live loop's own source for a video file or a folder of images, unpaced."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return ImageFolderSource(path, realtime=False)
+        if path.is_file():
+            return VideoFileSource(path, realtime=False)
+    except SourceError as exc:
+        raise EvalInputError(str(exc)) from exc
+    raise EvalInputError(f"{path}: no such video or folder of frames")
 
 
 def count_frames(path: str | Path) -> int:
     """Frames in a video file (as its container states) or images in a folder."""
-    path = Path(path)
-    if path.is_dir():
-        return len(_image_files(path))
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
+    source = open_frames(path)
+    source.close()
+    return len(source.files) if isinstance(source, ImageFolderSource) else source.frame_count
 
 
 def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """BGR frames of a video file or of a folder of images (sorted by name)."""
-    path = Path(path)
-    if not path.exists():
-        raise EvalInputError(f"{path}: no such video or folder of frames")
-    if path.is_dir():
-        files = _image_files(path)
-        if not files:
-            raise EvalInputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        for n, f in enumerate(files):
-            if max_frames is not None and n >= max_frames:
-                return
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise EvalInputError(f"{f}: unreadable image")
-            yield img
-        return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise EvalInputError(f"{path}: OpenCV cannot open it as a video")
+    """BGR frames of a video file or of a folder of images (sorted by name; unreadable images skipped)."""
+    source = open_frames(path)
     try:
         n = 0
         while max_frames is None or n < max_frames:
-            ok, frame = cap.read()
-            if not ok:
+            frame = source.read()
+            if frame is None:
                 if n == 0:
-                    raise EvalInputError(f"{path}: video has no readable frames")
+                    raise EvalInputError(f"{path}: no readable frames")
                 return
             n += 1
             yield frame
     finally:
-        cap.release()
+        source.close()
 
 
 def _stats(values: Iterable[float]) -> dict:
