@@ -12,6 +12,7 @@ import pytest
 import pyvirtualcam
 
 from realtime.demo_source import DemoSource
+from realtime.evaluate import read_frames
 from realtime.merge import MergeSettings
 from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline, split_pays_off
 from realtime.processor import FaceSwapProcessor
@@ -22,15 +23,7 @@ from tests.fixtures.faces import shared_path
 
 
 def _read_all(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+    return list(read_frames(path))
 
 
 class _Recorder:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
+from realtime.evaluate import read_frames
 from realtime.pipeline import FrameInfo
 from realtime.sinks import (
     VCAM_FORMATS,
@@ -118,14 +119,7 @@ def test_video_file_sink_finalises_a_readable_file(tmp_path, astronaut):
     assert not path.exists()  # written under a temporary name until closed
     sink.close()
     assert path.exists() and not list(tmp_path.glob("*.partial*"))
-    cap = cv2.VideoCapture(str(path))
-    decoded = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        decoded.append(f)
-    cap.release()
+    decoded = list(read_frames(path))
     assert len(decoded) == 12 and decoded[0].shape == (240, 320, 3)
     assert np.abs(decoded[5].astype(int) - frames[5]).mean() < 8.0
     assert sink.codec in VideoFileSink.CODECS
