@@ -23,6 +23,7 @@ from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoin
 from training.dataset import AugmentConfig, PairDataset, open_facesets
 from training.faceset import Faceset
 from training.model import FaceSwapModel, make_config
+from training.stop_request import ForcedStop, StopRequest
 from training.trainer import evaluate_reconstruction, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +98,20 @@ def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopp
     assert b.step == a.step
     for name, value in a.model_state.items():
         assert torch.allclose(value, b.model_state[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_first_signal_requests_a_stop_second_forces_it(signum, capsys):
+    """A real signal to this process: the first only sets the flag the loop reads between steps (so a
+    checkpoint never holds a half-done step), the second raises ForcedStop; handlers are restored."""
+    before = signal.getsignal(signum)
+    with StopRequest("training") as stop:
+        os.kill(os.getpid(), signum)
+        assert stop.requested
+        assert "stopping training after this step" in capsys.readouterr().err
+        with pytest.raises(ForcedStop):
+            os.kill(os.getpid(), signum)
+    assert signal.getsignal(signum) is before
 
 
 def test_interrupted_checkpoint_write_leaves_previous_intact(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from realtime.alignment import FACE_TYPES
 from training.extract import ExtractOptions, ExtractState, ExtractSummary, extract
-from training.faceset import Faceset, FacesetError, FaceRecord
+from training.faceset import FaceRecord, Faceset, FacesetError
 from training.quality import DedupeThresholds, contact_sheet, near_duplicates, too_blurry, too_small
 
 

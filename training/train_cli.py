@@ -52,7 +52,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from training.checkpoint import CheckpointError
     from training.faceset import FacesetError
-    from training.trainer import TrainConfig, TrainError, cleanup_distributed, train
+    from training.trainer import ForcedStop, TrainConfig, TrainError, cleanup_distributed, train
 
     cfg = TrainConfig(
         src=args.src, dst=args.dst, out=args.out, preset=args.preset, resolution=args.resolution,
@@ -69,6 +69,10 @@ def main(args: argparse.Namespace) -> int:
     except (FacesetError, CheckpointError, TrainError, ValueError) as exc:
         print(f"swapcam train: error: {exc}", file=sys.stderr)
         return 2
+    except ForcedStop:
+        print(f"swapcam train: quit at once; the last checkpoint in {args.out} (if any) is kept as it was",
+              file=sys.stderr)
+        return 130
     finally:
         cleanup_distributed()
     if result.checkpoint is not None:

@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,10 +24,18 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from training.dataset import AugmentConfig, PairDataset, StepSampler, faceset_summary, open_facesets
 from training.losses import LossWeights, PatchDiscriminator, dssim, gan_losses, reconstruction_loss
 from training.model import FaceSwapModel, ModelConfig, make_config
+from training.stop_request import STOP_SIGNALS, ForcedStop, StopRequest
 
 
 @dataclass
@@ -130,12 +137,8 @@ def setup_runtime(amp: str) -> Runtime:
 def _leave_signals_to_trainer(_worker_id: int) -> None:
     """DataLoader workers ignore Ctrl-C and SIGTERM (a terminal, `pkill -f`, systemd or `docker stop`
     signal the whole process group): the training process saves and then stops them itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _raise_interrupt(signum, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def autocast(rt: Runtime):
@@ -227,22 +230,20 @@ def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) training as ``cfg`` says; returns where it stopped. SIGTERM is handled like
-    Ctrl-C (checkpoint, then stop) when called from the main thread."""
+    """Run (or resume) training as ``cfg`` says; returns where it stopped. Called from the main
+    thread, Ctrl-C or SIGTERM finish the current step, save and stop (``interrupted``); a second
+    signal raises ``ForcedStop`` at once and keeps the last saved checkpoint."""
     previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    on_main = threading.current_thread() is threading.main_thread()
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main else None
     try:
-        return _train(cfg)
+        with StopRequest("training") as stop_request:
+            return _train(cfg, stop_request)
     finally:
         torch.set_num_threads(previous_threads)
-        if on_main:
-            signal.signal(signal.SIGTERM, previous_term)
 
 
-def _train(cfg: TrainConfig) -> TrainResult:
+def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     if cfg.steps is None and cfg.minutes is None:
         raise TrainError("give a stopping rule: --steps N and/or --minutes M")
     if cfg.batch_size < 1 or cfg.lr <= 0:
@@ -323,8 +324,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
             now = time.monotonic()
             stop = (end_step is not None and step >= end_step) or (deadline is not None and now >= deadline)
             save = now - last_save >= cfg.save_minutes * 60
-            stop, save = _stop_flags(rt, stop, save)
+            stop, save = _stop_flags(rt, stop or stop_request.requested, save)
             if stop:
+                interrupted = stop_request.requested
                 break
             if save:
                 checkpoint_now(step)
@@ -375,8 +377,6 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 write_png(out / "preview.png", image)
                 if writer:
                     writer.add_image("preview", image[:, :, ::-1].copy(), step, dataformats="HWC")
-    except KeyboardInterrupt:
-        interrupted = True
     finally:
         if bar is not None:
             bar.close()
@@ -397,5 +397,5 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainError", "CheckpointError", "train", "evaluate_reconstruction",
+__all__ = ["TrainConfig", "TrainResult", "TrainError", "CheckpointError", "ForcedStop", "train", "evaluate_reconstruction",
            "preview_image", "cleanup_distributed"]
