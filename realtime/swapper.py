@@ -47,6 +47,28 @@ def best_providers(requested: list[str] | None = None) -> list[str]:
     return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
 
 
+def tensorrt_cache_dir(model_path: str | Path) -> Path:
+    """Where TensorRT keeps its engines for a model: a folder beside it (``NAME.onnx.trt``)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".trt")
+
+
+def provider_settings(providers: list[str], model_path: str | Path) -> list[str | tuple[str, dict]]:
+    """ORT's provider list with options. TensorRT caches its engines and timings beside the model and
+    runs in fp16 where the GPU has it, so only the first run on a machine pays the engine build (tens of
+    seconds); ``swapcam export --trt-cache`` pays it ahead of time into the same folder."""
+    settings: list[str | tuple[str, dict]] = []
+    for provider in providers:
+        if provider == "TensorrtExecutionProvider":
+            cache = str(tensorrt_cache_dir(model_path))
+            settings.append((provider, {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+                                        "trt_timing_cache_enable": True, "trt_timing_cache_path": cache,
+                                        "trt_fp16_enable": True}))
+        else:
+            settings.append(provider)
+    return settings
+
+
 def create_session(path: str | Path, providers: list[str] | None = None, threads: int = 0):
     """An ONNX Runtime InferenceSession with the best providers (sessions are made only here)."""
     import onnxruntime as ort
@@ -60,7 +82,8 @@ def create_session(path: str | Path, providers: list[str] | None = None, threads
     # capture threads (measured on 2 cores: 2 spinning threads 40 ms/face, not spinning 20 ms).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=best_providers(providers))
+        return ort.InferenceSession(str(path), sess_options=options,
+                                    providers=provider_settings(best_providers(providers), path))
     except Exception as exc:  # ORT's own errors (invalid graph, unsupported op) name the cause
         raise ModelContractError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from exc
 

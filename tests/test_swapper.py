@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -9,7 +11,7 @@ from onnx import TensorProto, helper
 
 from realtime.alignment import align_face
 from realtime.model_contract import ModelContractError
-from realtime.swapper import FaceSwapper, best_providers
+from realtime.swapper import FaceSwapper, best_providers, provider_settings, tensorrt_cache_dir
 
 
 def _dfm_graph(path, *, dtype=TensorProto.FLOAT, resolution=16, morph=False, outputs=None):
@@ -80,3 +82,14 @@ def test_bad_model_files_give_clear_errors(tmp_path):
     wrong = _dfm_graph(tmp_path / "wrong.onnx", outputs=["mask", "face", "celeb_mask"])
     with pytest.raises(ModelContractError, match="outputs are"):
         FaceSwapper(wrong)
+
+
+def test_tensorrt_gets_its_engine_cache_beside_the_model_and_others_stay_plain(tmp_path):
+    """The live loop and `swapcam export --trt-cache` agree on one cache folder per model, so an
+    engine built once (tens of seconds) is reused by every later start."""
+    model = tmp_path / "models" / "me.onnx"
+    settings = provider_settings(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], model)
+    name, options = settings[0]
+    assert name == "TensorrtExecutionProvider" and settings[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert options["trt_engine_cache_enable"] and options["trt_fp16_enable"]
+    assert Path(options["trt_engine_cache_path"]) == tensorrt_cache_dir(model) == tmp_path / "models" / "me.onnx.trt"

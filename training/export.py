@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from realtime.model_contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, build_metadata, read_model_info
+from realtime.swapper import create_session, tensorrt_cache_dir
 from training.model import FaceSwapModel
 
 ONNX_OPSET = 17
@@ -157,9 +158,9 @@ def tensorrt_available() -> bool:
     return "TensorrtExecutionProvider" in ort.get_available_providers()
 
 
-def build_tensorrt_cache(model_path: Path, cache_dir: Path) -> Path:
-    """Build the TensorRT engine cache for ``model_path`` by running it once through ORT's TensorRT
-    provider with engine caching on. Raises ExportError with the reason where TensorRT is absent."""
+def build_tensorrt_cache(model_path: Path) -> Path:
+    """Build the TensorRT engine cache for ``model_path`` (the folder the live loop reads, beside the
+    model) by running it once through ORT's TensorRT provider. Raises ExportError where TensorRT is absent."""
     import numpy as np
     import onnxruntime as ort
 
@@ -169,12 +170,12 @@ def build_tensorrt_cache(model_path: Path, cache_dir: Path) -> Path:
             f"{', '.join(ort.get_available_providers())}); the engine cache is built on the machine "
             "that will run the model: install onnxruntime-gpu with TensorRT and run `swapcam export --trt-cache` there"
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
     info = read_model_info(model_path)
-    providers = [("TensorrtExecutionProvider", {"trt_engine_cache_enable": True,
-                                                "trt_engine_cache_path": str(cache_dir),
-                                                "trt_fp16_enable": True}), "CUDAExecutionProvider"]
-    sess = ort.InferenceSession(str(model_path), providers=providers)
-    face = np.random.rand(1, info.resolution, info.resolution, 3).astype(np.float32)
-    sess.run(None, {INPUT_NAME: face})
+    cache_dir = tensorrt_cache_dir(model_path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    sess = create_session(model_path, ["TensorrtExecutionProvider", "CUDAExecutionProvider"])
+    # TensorRT's dynamic-batch profile grows to the shapes it has seen (explicit trt_profile_* shapes
+    # cannot name DFM's "in_face:0", onnxruntime#18939): one face, then four, so 1..4 faces never rebuild
+    for faces in (1, 4):
+        sess.run(None, {INPUT_NAME: np.random.rand(faces, info.resolution, info.resolution, 3).astype(np.float32)})
     return cache_dir

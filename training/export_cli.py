@@ -16,8 +16,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--credits", default="not stated",
                    help="authors, sources and licences of the training data (CC BY needs them), recorded in the model")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--trt-cache", default=None, metavar="DIR",
-                   help="also build a TensorRT engine cache in DIR (only where onnxruntime has TensorRT)")
+    p.add_argument("--trt-cache", action="store_true",
+                   help="also build the TensorRT engine cache the live loop reads (OUT.trt/, beside the model), so the "
+                        "first live run starts at once; only where onnxruntime has TensorRT, on the GPU that will run it")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         info = export_checkpoint(req)
         if args.trt_cache:
-            build_tensorrt_cache(info.path, Path(args.trt_cache))
+            print(f"TensorRT engine cache in {build_tensorrt_cache(info.path)}")
     except (CheckpointError, ExportError, ModelContractError, ValueError) as exc:
         print(f"swapcam export: error: {exc}", file=sys.stderr)
         return 2
