@@ -222,9 +222,10 @@ def _stop_on_sigterm() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the live loop; returns 0 on a clean end, 2 on bad input."""
+    from realtime.atomic_files import write_text
     from realtime.merge import MergeSettings
     from realtime.model_contract import ModelContractError
-    from realtime.pipeline import Pipeline, split_pays_off
+    from realtime.pipeline import Pipeline
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
     from realtime.sources import SourceError
@@ -253,11 +254,10 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    split = {"split": True, "serial": False}.get(args.pipelining, split_pays_off())
+    pipeline = Pipeline(source, processor, sinks, split={"split": True, "serial": False}.get(args.pipelining))
     if args.pipelining == "auto":
-        _say(f"processing: {'split in two threads' if split else 'one thread'} ({os.cpu_count()} CPU cores; "
+        _say(f"processing: {'split in two threads' if pipeline.split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")
-    pipeline = Pipeline(source, processor, sinks, split=split)
     _stop_on_sigterm()
     _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
@@ -270,7 +270,7 @@ def main(args: argparse.Namespace) -> int:
         if hasattr(sink, "path") and Path(sink.path).exists():
             _say(f"wrote {sink.path}")
     if args.stats_json:
-        args.stats_json.write_text(json.dumps(stats.as_dict(), indent=2))
+        write_text(args.stats_json, json.dumps(stats.as_dict(), indent=2))
     if stats.errors:
         for err in stats.errors:
             print(f"swapcam live: error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ machine has (TensorRT, CUDA, CoreML, DirectML, CPU, in that order), and ``prepar
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,13 @@ def create_session(path: str | Path, providers: list[str] | None = None, threads
     # No busy-waiting worker threads: on a few cores they would steal time from the landmark and
     # capture threads (measured on 2 cores: 2 spinning threads 40 ms/face, not spinning 20 ms).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = best_providers(providers)
+    if "TensorrtExecutionProvider" in chosen:
+        # the engine cache folder must exist; where it cannot be made, TensorRT still runs, uncached
+        with contextlib.suppress(OSError):
+            tensorrt_cache_dir(path).mkdir(parents=True, exist_ok=True)
     try:
-        return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=provider_settings(best_providers(providers), path))
+        return ort.InferenceSession(str(path), sess_options=options, providers=provider_settings(chosen, path))
     except Exception as exc:  # ORT's own errors (invalid graph, unsupported op) name the cause
         raise ModelContractError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from exc
 

@@ -158,24 +158,28 @@ def tensorrt_available() -> bool:
     return "TensorrtExecutionProvider" in ort.get_available_providers()
 
 
-def build_tensorrt_cache(model_path: Path) -> Path:
-    """Build the TensorRT engine cache for ``model_path`` (the folder the live loop reads, beside the
-    model) by running it once through ORT's TensorRT provider. Raises ExportError where TensorRT is absent."""
-    import numpy as np
+def require_tensorrt() -> None:
+    """Raise ExportError, saying where to build the cache instead, unless onnxruntime has TensorRT here."""
     import onnxruntime as ort
 
     if not tensorrt_available():
         raise ExportError(
-            "TensorRT is not available here (onnxruntime offers "
-            f"{', '.join(ort.get_available_providers())}); the engine cache is built on the machine "
-            "that will run the model: install onnxruntime-gpu with TensorRT and run `swapcam export --trt-cache` there"
+            "--trt-cache needs TensorRT, which onnxruntime does not offer here (providers: "
+            f"{', '.join(ort.get_available_providers())}); export without --trt-cache, and build the cache on "
+            "the machine that will run the model (onnxruntime-gpu with TensorRT) with `swapcam export --trt-cache`"
         )
+
+
+def build_tensorrt_cache(model_path: Path) -> Path:
+    """Build the TensorRT engine cache for ``model_path`` (the folder the live loop reads, beside the
+    model) by running it once through ORT's TensorRT provider. Raises ExportError where TensorRT is absent."""
+    import numpy as np
+
+    require_tensorrt()
     info = read_model_info(model_path)
-    cache_dir = tensorrt_cache_dir(model_path)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     sess = create_session(model_path, ["TensorrtExecutionProvider", "CUDAExecutionProvider"])
     # TensorRT's dynamic-batch profile grows to the shapes it has seen (explicit trt_profile_* shapes
     # cannot name DFM's "in_face:0", onnxruntime#18939): one face, then four, so 1..4 faces never rebuild
     for faces in (1, 4):
         sess.run(None, {INPUT_NAME: np.random.rand(faces, info.resolution, info.resolution, 3).astype(np.float32)})
-    return cache_dir
+    return tensorrt_cache_dir(model_path)

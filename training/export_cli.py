@@ -24,20 +24,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from realtime.model_contract import ModelContractError
     from training.checkpoint import CheckpointError
-    from training.export import ExportError, ExportRequest, build_tensorrt_cache, export_checkpoint, tensorrt_available
+    from training.export import ExportError, ExportRequest, build_tensorrt_cache, export_checkpoint, require_tensorrt
 
-    if args.trt_cache and not tensorrt_available():
-        import onnxruntime as ort
-
-        print(f"swapcam export: error: --trt-cache needs TensorRT, which onnxruntime does not offer here "
-              f"(providers: {', '.join(ort.get_available_providers())}); export without --trt-cache, and build "
-              "the cache on the machine that has TensorRT", file=sys.stderr)
-        return 2
-    req = ExportRequest(checkpoint=Path(args.checkpoint), out=Path(args.out), fp16=args.fp16,
-                        identity=args.identity, consent=args.consent, data_credits=args.credits,
-                        force=args.force)
     try:
-        info = export_checkpoint(req)
+        if args.trt_cache:
+            require_tensorrt()  # before anything is written
+        info = export_checkpoint(ExportRequest(
+            checkpoint=Path(args.checkpoint), out=Path(args.out), fp16=args.fp16, identity=args.identity,
+            consent=args.consent, data_credits=args.credits, force=args.force))
         if args.trt_cache:
             print(f"TensorRT engine cache in {build_tensorrt_cache(info.path)}")
     except (CheckpointError, ExportError, ModelContractError, ValueError) as exc:

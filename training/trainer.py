@@ -18,12 +18,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from realtime.atomic_files import write_image
 from training.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -199,14 +199,6 @@ def preview_image(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> np.nd
     return (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Atomic PNG write (temp file + os.replace)."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), image):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
-
-
 def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
     """Refuse a checkpoint whose model differs from what the command line asks for."""
     if ckpt.model_config != model_cfg:
@@ -374,7 +366,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
                 bar.update(1)
             if rt.main and cfg.preview_every > 0 and step % cfg.preview_every == 0:
                 image = preview_image(model, preview_batch)
-                write_png(out / "preview.png", image)
+                write_image(out / "preview.png", image)
                 if writer:
                     writer.add_image("preview", image[:, :, ::-1].copy(), step, dataformats="HWC")
     finally:
@@ -382,7 +374,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
             bar.close()
     checkpoint_now(step)
     if rt.main and cfg.preview_every > 0:
-        write_png(out / "preview.png", preview_image(model, preview_batch))
+        write_image(out / "preview.png", preview_image(model, preview_batch))
     if writer:
         writer.close()
     seconds = time.monotonic() - t0
