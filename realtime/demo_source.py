@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from realtime.sources import _Pacer
+from realtime.pacing import Pacer
 
 # Regions of the 512x512 astronaut image (pixels), measured once with MediaPipe FaceMesh.
 _FACE_CENTRE = (225.0, 124.0)
@@ -47,7 +47,7 @@ class DemoSource:
         self.live = realtime
         self.n_frames = max(1, int(round(seconds * self.fps)))
         self._index = 0
-        self._pacer = _Pacer(self.fps if realtime else None)
+        self._pacer = Pacer(self.fps if realtime else None)
         src = _astronaut_bgr()
         cx, cy = _FACE_CENTRE
         half = _FACE_SIZE * 1.0

@@ -234,7 +234,13 @@ class Pipeline:
         self._mid_slots: list[LatestSlot] = []
 
     def stop(self) -> None:
-        """Ask the loop to end after the current frame (thread-safe; sinks may call it)."""
+        """Ask the loop to end (thread-safe; sinks may call it).
+
+        The contract: no sink receives a frame whose output began after ``stop()`` was called. Called
+        from a sink's ``write``, the frame being written is the last one; it still reaches the sinks
+        after the caller in this frame's loop, and every sink sees the same frames. Frames already
+        captured or processed but not yet output are discarded, not written.
+        """
         self._stop.set()
 
     def _stage_loop(self, name: str, work, src: LatestSlot, dst: LatestSlot) -> None:
@@ -315,8 +321,10 @@ class Pipeline:
                 if capture.ended.is_set() and not self._in_slot.closed:
                     self._in_slot.close()  # let the worker drain the last frame, then end
                 item = self._out_slot.get(timeout=0.1)
+                if self._stop.is_set():
+                    break  # stop() was called: nothing begins output after it (see stop())
                 if item is None:
-                    if self._out_slot.closed or self._stop.is_set():
+                    if self._out_slot.closed:
                         break
                     continue
                 self._emit(item)

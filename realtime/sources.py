@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.pacing import Pacer
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -140,31 +142,6 @@ class WebcamSource:
             self._cap = None
 
 
-class _Pacer:
-    """Releases frame i at start + i / fps (like a camera's clock); no wait when ``fps`` is None."""
-
-    def __init__(self, fps: float | None) -> None:
-        self.period = 1.0 / fps if fps else 0.0
-        self.start: float | None = None
-        self.count = 0
-        self.last_wait_s = 0.0
-
-    def wait(self) -> None:
-        if not self.period:
-            return
-        now = time.perf_counter()
-        if self.start is None:
-            self.start = now
-        due = self.start + self.count * self.period
-        self.last_wait_s = 0.0
-        if due > now:
-            time.sleep(due - now)
-            self.last_wait_s = time.perf_counter() - now
-        elif now - due > 1.0:  # far behind (debugger, suspended machine): restart the clock
-            self.start, self.count = now, 0
-        self.count += 1
-
-
 class VideoFileSource:
     """A video file, paced at its own fps like a camera (``realtime=True``) or as fast as it decodes.
 
@@ -186,7 +163,7 @@ class VideoFileSource:
         self.realtime = realtime
         self.live = realtime
         self.loop = loop
-        self._pacer = _Pacer(self.fps if realtime else None)
+        self._pacer = Pacer(self.fps if realtime else None)
 
     def read(self) -> np.ndarray | None:
         self._pacer.wait()
@@ -217,7 +194,7 @@ class ImageFolderSource:
         self.live = realtime
         self.loop = loop
         self._index = 0
-        self._pacer = _Pacer(self.fps if realtime else None)
+        self._pacer = Pacer(self.fps if realtime else None)
 
     def read(self) -> np.ndarray | None:
         while True:

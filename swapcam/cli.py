@@ -12,12 +12,12 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "extract": ("training.extract_cli", "videos/photos -> aligned faceset (faceset.jsonl + crops)"),
-    "train": ("training.train_cli", "train a DF/LIAE autoencoder on a src and a dst faceset"),
-    "export": ("training.export_cli", "export encoder + src decoder as one DFM-compatible ONNX model"),
-    "live": ("realtime.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
-    "bench": ("realtime.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
-    "eval": ("realtime.eval_cli", "measure swap quality: identity, pose/expression, stability"),
+    "extract": ("swapcam.extract_cli", "videos/photos -> aligned faceset (faceset.jsonl + crops)"),
+    "train": ("swapcam.train_cli", "train a DF/LIAE autoencoder on a src and a dst faceset"),
+    "export": ("swapcam.export_cli", "export encoder + src decoder as one DFM-compatible ONNX model"),
+    "live": ("swapcam.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
+    "bench": ("swapcam.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
+    "eval": ("swapcam.eval_cli", "measure swap quality: identity, pose/expression, stability"),
 }
 
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.bench import BenchConfig, BenchError, expand_configs, parse_compare, parse_pace
-from realtime.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink, read_stamp, write_stamp
+from measure.bench import BenchConfig, BenchError, expand_configs, parse_compare, parse_pace
+from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink, read_stamp, write_stamp
 from realtime.pipeline import STAGES, PassThrough, Pipeline
 from realtime.sinks import NullSink
 
@@ -36,7 +36,7 @@ def test_frame_store_plays_ping_pong():
 
 
 def test_stamped_latency_through_the_real_pipeline_counts_every_frame(astronaut_video):
-    from realtime.bench import load_frames
+    from measure.bench import load_frames
 
     frames = load_frames(str(astronaut_video), 10)
     clock = StampClock()

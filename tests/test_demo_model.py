@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.evaluate import read_frames
+from measure.evaluate import read_frames
 from realtime.model_contract import read_model_info
 
 REPO = Path(__file__).resolve().parents[1]

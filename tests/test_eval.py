@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from realtime.alignment import align_face, align_matrix, hull_mask, warp_from_aligned
-from realtime.eval_identity import IdentityEncoder, dlib_model_dir, faceset_identity
-from realtime.eval_metrics import expression_error, pose_error, still_runs
-from realtime.evaluate import EvalInputError, evaluate, read_frames
+from measure.eval_identity import IdentityEncoder, dlib_model_dir, faceset_identity
+from measure.eval_metrics import expression_error, pose_error, still_runs
+from measure.evaluate import EvalInputError, evaluate, read_frames
 
 FRAMES = 20
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from realtime.evaluate import read_frames
+from measure.evaluate import read_frames
 from realtime.pipeline import FrameInfo
 from realtime.sinks import (
     VCAM_FORMATS,

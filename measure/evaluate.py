@@ -23,8 +23,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from realtime.eval_identity import Identity, IdentityEncoder, cosine_rows, top1
-from realtime.eval_metrics import (
+from measure.eval_identity import Identity, IdentityEncoder, cosine_rows, top1
+from measure.eval_metrics import (
     FlowWarper,
     expression_error,
     face_box_mask,

@@ -19,7 +19,7 @@ from realtime.atomic_files import write_text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    from realtime.bench import COMPARE_KEYS
+    from measure.bench import COMPARE_KEYS
 
     parser.add_argument("source", help="video file, image folder or 'demo' (frames are decoded once, then served like a camera)")
     parser.add_argument("--model", help="ONNX model (contract 1); may instead come from --compare model=A,B")
@@ -66,7 +66,7 @@ def _print_summary(report: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from realtime.bench import (
+    from measure.bench import (
         BenchConfig,
         BenchError,
         BenchOptions,
@@ -75,8 +75,8 @@ def main(args: argparse.Namespace) -> int:
         parse_compare,
         run_bench,
     )
-    from realtime.bench_report import markdown_table
-    from realtime.report_plots import bench_png
+    from measure.bench_report import markdown_table
+    from measure.report_plots import bench_png
 
     try:
         axes = [parse_compare(item) for item in args.compare]

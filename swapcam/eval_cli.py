@@ -38,9 +38,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from realtime.eval_identity import IdentityEncoder, IdentityModelError, faceset_identity
-    from realtime.evaluate import EvalInputError, count_frames, evaluate, open_frames, read_frames
-    from realtime.report_plots import contact_sheet_png, eval_curves_png
+    from measure.eval_identity import IdentityEncoder, IdentityModelError, faceset_identity
+    from measure.evaluate import EvalInputError, count_frames, evaluate, open_frames, read_frames
+    from measure.report_plots import contact_sheet_png, eval_curves_png
     from training.faceset import FacesetError
 
     if args.identity_every < 1:
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             outputs = read_frames(args.swapped, args.max_frames)
         else:
-            from realtime.eval_swap import swap_frames
+            from measure.eval_swap import swap_frames
 
             inputs = list(inputs)
             source = open_frames(args.input)  # for its frame rate (the smoothing's clock)

@@ -211,13 +211,19 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM (service managers, `kill`) end the loop as cleanly as Ctrl-C does."""
+def _stop_on_signals() -> None:
+    """Make Ctrl-C and SIGTERM (service managers, `kill`) end the loop cleanly, file finalised.
+
+    Installed explicitly for both: a process started in the background by a non-interactive shell
+    inherits SIGINT as *ignored*, and Python then never turns it into KeyboardInterrupt, so a
+    `kill -INT` would be lost.
+    """
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _raise_interrupt)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -258,7 +264,7 @@ def main(args: argparse.Namespace) -> int:
     if args.pipelining == "auto":
         _say(f"processing: {'split in two threads' if pipeline.split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")
-    _stop_on_sigterm()
+    _stop_on_signals()
     _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
     try:

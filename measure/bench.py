@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
+from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
 
 STAGES = ("capture", "landmarks", "align", "swap", "merge", "output")
 COMPARE_KEYS = {
@@ -387,7 +387,7 @@ def run_bench(spec: str, configs: list[BenchConfig], options: BenchOptions) -> d
     """Measure every configuration on ``spec`` (video file, image folder or 'demo'); returns the report."""
     from tqdm import tqdm
 
-    from realtime.bench_report import machine_description
+    from measure.bench_report import machine_description
 
     if not configs:
         raise BenchError("no configuration to measure")
