@@ -13,11 +13,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from realtime.merge import MergeSettings
 
-def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, color: str = "rct", smoothing: bool = True,
-                fps: float = 25.0, providers: list[str] | None = None) -> Iterator[np.ndarray]:
-    """Yield each frame swapped with ``model`` (frames without a face come back unchanged)."""
-    from realtime.merge import MergeSettings
+
+def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, merge: MergeSettings | None = None,
+                smoothing: bool = True, fps: float = 25.0,
+                providers: list[str] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (swapped frame, blend weight) for each frame: the weight is the merge's (H, W) float32 map in
+    [0, 1] (0 where the frame was left as it was; frames without a face come back unchanged, weight 0)."""
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
     from realtime.sources import Frame
@@ -25,11 +28,14 @@ def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, color: str =
 
     swapper = FaceSwapper(model, providers=providers).prepare()
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=smoothing),
-                                  merge=MergeSettings(color=color).validate())
+                                  merge=(merge or MergeSettings()).validate())
     try:
         for i, image in enumerate(frames):
             timings: dict[str, float] = {}
             out, _ = processor.process(Frame(image, i, time.perf_counter(), 0.0, i / fps), timings)
-            yield out
+            weight = np.zeros(image.shape[:2], np.float32)
+            for face_weight, sl in processor.last_blend:
+                np.maximum(weight[sl], face_weight, out=weight[sl])
+            yield out, weight
     finally:
         processor.close()

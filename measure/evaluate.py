@@ -8,6 +8,9 @@ frame by frame and returns a JSON-ready report:
   (the target, any --gallery facesets, and the input video's own person as the obvious distractor);
 - attributes: head-pose error (yaw/pitch/roll) and expression error (landmark shape after removing
   pose, in inter-ocular distances) between each input face and its output face;
+- detail: sharpness of the output's face interior relative to the input's and, where the merge's
+  blend weights are known (``--model``), ghosting: the share of the face interior left partly
+  transparent (see ``measure.eval_detail``);
 - stability: warping error of the output under the INPUT's optical flow, as a ratio to the input's
   own warping error (1 = no more flicker than the source), and landmark jitter on still segments.
 """
@@ -23,6 +26,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from measure.eval_detail import face_interior, ghosting, sharpness_ratio
 from measure.eval_identity import Identity, IdentityEncoder, cosine_rows, top1
 from measure.eval_metrics import (
     FlowWarper,
@@ -36,6 +40,7 @@ from realtime.sources import ImageFolderSource, SourceError, VideoFileSource
 
 SOURCE_NAME = "source (input video)"
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold on descriptor distance
+GHOSTED_FRAME = 0.25  # a frame whose partly transparent share of the face interior reaches this is ghosted
 
 
 class EvalInputError(ValueError):
@@ -87,6 +92,12 @@ def _stats(values: Iterable[float]) -> dict:
     return {"mean": float(arr.mean()), "median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)), "count": int(arr.size)}
 
 
+def _share(values: Iterable[float], threshold: float) -> float | None:
+    """Share of the finite values that reach ``threshold`` (None where there are none)."""
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    return float((arr >= threshold).mean()) if arr.size else None
+
+
 def _finite_or_none(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
@@ -103,6 +114,8 @@ class _Track:
     warp_in: list = field(default_factory=list)
     warp_out: list = field(default_factory=list)
     motion: list = field(default_factory=list)
+    sharpness: list = field(default_factory=list)
+    ghosting: list = field(default_factory=list)
     lmk_in: list = field(default_factory=list)
     lmk_out: list = field(default_factory=list)
     out_embeddings: list = field(default_factory=list)
@@ -140,11 +153,13 @@ def evaluate(
     sheet_frames: int = 8,
     expected_frames: int | None = None,
     progress: bool = True,
+    blend_weights: Iterable[np.ndarray] | None = None,
 ) -> EvalResult:
     """Score ``output_frames`` (the swap of ``input_frames``, frame for frame) against ``target``.
 
     identity_every: compute descriptors on every k-th frame only (dlib costs ~0.1 s a face on CPU).
     expected_frames: the number of frames, for the progress bar and the contact-sheet spacing.
+    blend_weights: the merge's (H, W) blend weight of each output frame, for the ghosting measure.
     """
     from tqdm import tqdm
 
@@ -160,7 +175,9 @@ def evaluate(
     start = time.perf_counter()
     bar = tqdm(total=expected_frames, desc="eval", unit="frame", disable=not progress)
     with FaceLandmarker() as lm_in, FaceLandmarker() as lm_out:
+        weights = iter(blend_weights) if blend_weights is not None else None
         for inp, out in zip(input_frames, output_frames, strict=False):
+            weight = next(weights, None) if weights is not None else None
             if inp.shape != out.shape:
                 raise EvalInputError(
                     f"frame {n}: output frame is {out.shape}, input frame is {inp.shape}; the output must be the "
@@ -196,6 +213,15 @@ def evaluate(
             else:
                 track.pose.append(None)
                 track.expression.append(None)
+
+            sharp = ghost = float("nan")
+            if lmk_in is not None:
+                interior = face_interior(inp.shape, lmk_in)
+                sharp = sharpness_ratio(inp, out, interior)
+                if weight is not None:
+                    ghost = ghosting(weight, interior)
+            track.sharpness.append(sharp)
+            track.ghosting.append(ghost)
 
             w_in = w_out = motion = float("nan")
             if prev_in is not None and lmk_in is not None:
@@ -273,6 +299,12 @@ def _summarise(track: _Track, target: Identity, gallery: list[Identity], n: int,
             "mean_of_axes": _stats(pose.mean(1).tolist()),
         },
         "expression_error_iod": _stats(track.expression),
+        "detail": {
+            "sharpness_ratio": _stats(track.sharpness),
+            "ghosting_fraction": _stats(track.ghosting),
+            "ghosted_frames": _share(track.ghosting, GHOSTED_FRAME),
+            "ghosted_frame_threshold": GHOSTED_FRAME,
+        },
         "temporal": {
             "warp_error_input": _stats(warp_in.tolist()),
             "warp_error_output": _stats(warp_out.tolist()),
@@ -287,6 +319,8 @@ def _summarise(track: _Track, target: Identity, gallery: list[Identity], n: int,
             "input_similarity_to_target": [_finite_or_none(v) for v in track.input_similarity],
             "pose_error_deg": [None if p is None else float(np.mean(p)) for p in track.pose],
             "expression_error_iod": [_finite_or_none(v) for v in track.expression],
+            "sharpness_ratio": [_finite_or_none(v) for v in track.sharpness],
+            "ghosting_fraction": [_finite_or_none(v) for v in track.ghosting],
             "warp_error_input": [_finite_or_none(v) for v in track.warp_in],
             "warp_error_output": [_finite_or_none(v) for v in track.warp_out],
             "input_motion_px": [_finite_or_none(v) for v in track.motion],

@@ -36,11 +36,11 @@ def _series(values: list) -> np.ndarray:
 
 def eval_curves_png(report: dict, path: str | Path) -> Path:
     """Per-frame curves of an eval report: identity similarity, pose and expression error,
-    warping error of input and output (still segments shaded)."""
+    sharpness and ghosting, warping error of input and output (still segments shaded)."""
     pf = report["per_frame"]
     frames = np.arange(len(pf["pose_error_deg"]))
-    fig = _figure(10, 9)
-    axes = fig.subplots(4, 1, sharex=True)
+    fig = _figure(10, 11)
+    axes = fig.subplots(5, 1, sharex=True)
     sim = _series(pf["similarity_to_target"])
     ok = np.isfinite(sim)
     axes[0].plot(frames[ok], sim[ok], ".-", color="tab:purple", label="output vs target")
@@ -53,12 +53,16 @@ def eval_curves_png(report: dict, path: str | Path) -> Path:
     axes[1].set_ylabel("pose error (deg)")
     axes[2].plot(frames, _series(pf["expression_error_iod"]), color="tab:orange")
     axes[2].set_ylabel("expression error (IOD)")
-    axes[3].plot(frames, _series(pf["warp_error_input"]), color="tab:gray", label="input")
-    axes[3].plot(frames, _series(pf["warp_error_output"]), color="tab:blue", label="output")
+    axes[3].plot(frames, _series(pf["sharpness_ratio"]), color="tab:green", label="sharpness output / input")
+    axes[3].plot(frames, _series(pf["ghosting_fraction"]), color="tab:brown", label="ghosted share of face")
+    axes[3].axhline(1.0, color="tab:gray", lw=0.8, ls="--")
+    axes[3].set_ylabel("detail")
+    axes[4].plot(frames, _series(pf["warp_error_input"]), color="tab:gray", label="input")
+    axes[4].plot(frames, _series(pf["warp_error_output"]), color="tab:blue", label="output")
     ratio = report["temporal"]["warp_ratio"]
-    axes[3].set_title(f"warping error under input flow (ratio output/input = {ratio:.3f})" if ratio else "warping error")
-    axes[3].set_ylabel("mean |diff|")
-    axes[3].set_xlabel("frame")
+    axes[4].set_title(f"warping error under input flow (ratio output/input = {ratio:.3f})" if ratio else "warping error")
+    axes[4].set_ylabel("mean |diff|")
+    axes[4].set_xlabel("frame")
     still = np.asarray(pf["still"], bool)
     for ax in axes:
         for i in np.nonzero(still)[0]:
@@ -66,6 +70,7 @@ def eval_curves_png(report: dict, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right")
     axes[3].legend(loc="upper right")
+    axes[4].legend(loc="upper right")
     return _save(fig, path)
 
 

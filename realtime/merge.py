@@ -1,7 +1,9 @@
 """Merge a swapped face back into the frame, working on the face's region (ROI) only.
 
 In the aligned crop (R x R): mask = product of the model's masks (optionally x the landmark hull),
-eroded (or dilated) and blurred in aligned-face pixels, optionally smoothed over time; the swapped
+optionally smoothed over time, then made opaque (thresholded at ``MergeSettings.threshold``: a soft
+model mask would otherwise blend the two faces at partial opacity, a ghosted double exposure), eroded
+(or dilated) and feathered at its border only (the blur), all in aligned-face pixels; the swapped
 face gets the colour statistics of the original face (none / rct / lct / mkl via
 ``realtime.color_transfer``, statistics optionally smoothed over time) and optional sharpening. Then
 face and mask are warped back together onto the frame ROI (``warp_from_aligned``) and blended with
@@ -27,14 +29,17 @@ class MergeSettings:
     """How a swapped face is merged. Sizes are in pixels of the aligned face (the model's resolution).
 
     mask: which model masks to multiply ('both' = out_face_mask x out_celeb_face_mask);
-    hull: also multiply by the 68-landmark hull; erode: >0 shrinks, <0 grows the mask;
-    blur: feather radius; color: none/rct/lct/mkl; opacity: 0..1; sharpen: unsharp amount (0 = off).
+    hull: also multiply by the 68-landmark hull; threshold: where the (smoothed) mask is at least this,
+    the face is opaque, elsewhere the frame shows (0 keeps the soft mask as it is: ghosting where it
+    is partial); erode: >0 shrinks, <0 grows the mask; blur: feather radius, the width of the only
+    partly transparent band; color: none/rct/lct/mkl; opacity: 0..1; sharpen: unsharp amount (0 = off).
     """
 
     mask: str = "both"
     hull: bool = False
-    erode: int = 3
-    blur: int = 8
+    threshold: float = 0.5
+    erode: int = 1
+    blur: int = 4
     color: str = "rct"
     opacity: float = 1.0
     sharpen: float = 0.0
@@ -47,6 +52,8 @@ class MergeSettings:
             raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
         if self.blur < 0 or self.sharpen < 0:
             raise ValueError("blur and sharpen must be >= 0")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"mask threshold must be in [0, 1), got {self.threshold}")
         return self
 
 
@@ -89,6 +96,9 @@ class Merger:
         if s.hull and aligned_landmarks68 is not None:
             m *= hull_mask(aligned_landmarks68, r)
         m = self.mask_ema((face_id, "mask"), m)
+        if s.threshold > 0:
+            # opaque inside, nothing outside: smoothing before the threshold keeps the edge steady over time
+            m = (m >= s.threshold).astype(np.float32)
         if s.erode:
             k = self._kernels.setdefault(abs(s.erode), _kernel(abs(s.erode)))
             m = cv2.erode(m, k, borderType=cv2.BORDER_CONSTANT, borderValue=0) if s.erode > 0 else cv2.dilate(m, k)

@@ -220,7 +220,8 @@ class Pipeline:
         self.split = (can_split and split_pays_off()) if split is None else split
         self.sinks = list(sinks)
         self.hud_window = hud_window
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # every thread ends (a stop request, an error, the end of the run)
+        self._stop_requested = threading.Event()  # stop() was called: nothing more begins output
         self._lock = threading.Lock()
         self._reset()
 
@@ -239,8 +240,10 @@ class Pipeline:
         The contract: no sink receives a frame whose output began after ``stop()`` was called. Called
         from a sink's ``write``, the frame being written is the last one; it still reaches the sinks
         after the caller in this frame's loop, and every sink sees the same frames. Frames already
-        captured or processed but not yet output are discarded, not written.
+        captured or processed but not yet output are discarded, not written. (An error in a stage
+        also ends the run, but frames it had already processed are still written.)
         """
+        self._stop_requested.set()
         self._stop.set()
 
     def _stage_loop(self, name: str, work, src: LatestSlot, dst: LatestSlot) -> None:
@@ -295,6 +298,7 @@ class Pipeline:
         after the clean-up.
         """
         self._stop.clear()
+        self._stop_requested.clear()
         self._reset()
         blocking = not getattr(self.source, "live", True)
         stages = self._stages()
@@ -321,10 +325,10 @@ class Pipeline:
                 if capture.ended.is_set() and not self._in_slot.closed:
                     self._in_slot.close()  # let the worker drain the last frame, then end
                 item = self._out_slot.get(timeout=0.1)
-                if self._stop.is_set():
-                    break  # stop() was called: nothing begins output after it (see stop())
+                if self._stop_requested.is_set():
+                    break  # nothing begins output after stop() (see stop())
                 if item is None:
-                    if self._out_slot.closed:
+                    if self._out_slot.closed or self._stop.is_set():
                         break
                     continue
                 self._emit(item)

@@ -52,6 +52,8 @@ class FaceSwapProcessor:
         self.hold = FaceHold(hold, fade)
         self.bypass = False
         self.last_landmarks: dict[int, np.ndarray] = {}  # smoothed 68-point landmarks of the last frame
+        # per face merged in the last rendered frame: (blend weight (h, w) float32 on its ROI, ROI slices)
+        self.last_blend: list[tuple[np.ndarray, tuple[slice, slice]]] = []
 
     @property
     def swapper(self):
@@ -96,6 +98,7 @@ class FaceSwapProcessor:
         """Align, swap (one batched call) and merge the faces of ``draws`` into a copy of the frame."""
         image = frame.image
         t1 = time.perf_counter()
+        self.last_blend = []
         if self.bypass or not draws:
             self.merger.forget([fid for fid, *_ in draws])
             return image, 0
@@ -113,8 +116,8 @@ class FaceSwapProcessor:
         out = image.copy()
         for i, (fid, lmk, _, opacity) in enumerate(draws):
             aligned_lmk = transform_points(lmk, matrices[i]) if self.merge_settings.hull else None
-            self.merger.merge(out, fid, crops[i], matrices[i], result.face[i], result.face_mask[i],
-                              result.celeb_mask[i], aligned_lmk, opacity)
+            self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
+                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

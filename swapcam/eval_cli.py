@@ -8,6 +8,7 @@ contact_sheet.png into --out.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -59,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         if args.max_frames:
             total = min(total, args.max_frames) if total else args.max_frames
         inputs = read_frames(args.input, args.max_frames)
+        blend_weights = None
         if args.swapped is not None:
             if not args.swapped.exists():
                 raise EvalInputError(f"{args.swapped}: no such swapped video or folder")
@@ -69,15 +71,20 @@ def main(args: argparse.Namespace) -> int:
             outputs = read_frames(args.swapped, args.max_frames)
         else:
             from measure.eval_swap import swap_frames
+            from realtime.merge import MergeSettings
 
             inputs = list(inputs)
             source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
             source.close()
             fps = source.fps
-            outputs = swap_frames(inputs, args.model, color=args.color, fps=fps)
+            pairs, weight_pairs = itertools.tee(swap_frames(inputs, args.model, fps=fps,
+                                                            merge=MergeSettings(color=args.color).validate()))
+            outputs = (frame for frame, _ in pairs)
+            blend_weights = (weight for _, weight in weight_pairs)
         args.out.mkdir(parents=True, exist_ok=True)
         result = evaluate(inputs, outputs, target, gallery, encoder=encoder, identity_every=args.identity_every,
-                          sheet_frames=args.sheet_frames, expected_frames=total or None, progress=not args.no_progress)
+                          sheet_frames=args.sheet_frames, expected_frames=total or None, progress=not args.no_progress,
+                          blend_weights=blend_weights)
     except (EvalInputError, FacesetError, IdentityModelError, ValueError) as exc:
         print(f"swapcam eval: {exc}", file=sys.stderr)
         return 1
@@ -98,6 +105,10 @@ def main(args: argparse.Namespace) -> int:
           f"dlib distance {_fmt(ident['dlib_distance_to_target']['mean'])}, top-1 {_fmt(ident['top1_accuracy'], 2)}")
     print(f"pose error {_fmt(report['pose_error_deg']['mean_of_axes']['mean'], 2)} deg, "
           f"expression error {_fmt(report['expression_error_iod']['mean'], 4)} IOD")
+    detail = report["detail"]
+    print(f"sharpness {_fmt(detail['sharpness_ratio']['mean'])} of the input's; ghosting (face interior left partly "
+          f"transparent) {_fmt(detail['ghosting_fraction']['mean'])}, ghosted frames {_fmt(detail['ghosted_frames'], 2)}"
+          + ("" if args.model else " (n/a: needs --model)"))
     print(f"warp ratio {_fmt(temp['warp_ratio'])}, landmark jitter ratio {_fmt(temp['jitter_ratio'])} "
           f"({temp['still_frames']} still frames)")
     print(f"wrote {args.out / 'eval.json'}, eval_curves.png, contact_sheet.png")

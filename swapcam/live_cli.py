@@ -78,6 +78,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("merge")
     g.add_argument("--mask", choices=MASK_MODES, default=d.mask, help="model masks to use")
     g.add_argument("--hull", action="store_true", help="also limit the mask to the landmark hull")
+    g.add_argument("--mask-threshold", type=float, default=d.threshold,
+                   help="the face is opaque where the model's mask reaches this, the frame elsewhere; only the "
+                        "feathered border blends (0 = use the soft mask as it is, which can show two faces at once)")
     g.add_argument("--erode", type=int, default=d.erode, help="shrink (>0) or grow (<0) the mask, aligned-face pixels")
     g.add_argument("--blur", type=int, default=d.blur, help="feather the mask edge, aligned-face pixels")
     g.add_argument("--color", choices=MODES, default=d.color, help="colour transfer onto the swapped face")
@@ -237,7 +240,8 @@ def main(args: argparse.Namespace) -> int:
     from realtime.sources import SourceError
 
     try:
-        merge = MergeSettings(mask=args.mask, hull=args.hull, erode=args.erode, blur=args.blur, color=args.color,
+        merge = MergeSettings(mask=args.mask, hull=args.hull, threshold=args.mask_threshold, erode=args.erode,
+                              blur=args.blur, color=args.color,
                               opacity=args.opacity, sharpen=args.sharpen).validate()
         swappers = _load_models(args)
     except (FileNotFoundError, ModelContractError, ValueError) as exc:

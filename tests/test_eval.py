@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from measure.eval_metrics import expression_error, pose_error, still_runs
 from measure.evaluate import EvalInputError, evaluate, read_frames
 
 FRAMES = 20
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +208,36 @@ def test_eval_with_a_model_swaps_through_the_live_processor(astronaut_video, exp
     # the swap changed the face: the output is no longer pixel-identical to the input
     assert report["temporal"]["warp_ratio"] != pytest.approx(1.0, abs=1e-6)
     assert report["identity"]["similarity_to_target"]["count"] == 3
+
+
+def test_unmodified_video_is_fully_sharp(unmodified):
+    detail = unmodified.report["detail"]
+    assert detail["sharpness_ratio"]["mean"] == pytest.approx(1.0, abs=1e-9)
+    assert detail["ghosting_fraction"]["count"] == 0  # no merge, no blend weights: not measured
+
+
+def test_a_blurred_copy_scores_low_sharpness(astronaut_frames, identities, encoder):
+    target, other = identities
+    blurred = [cv2.GaussianBlur(f, (0, 0), 2.0) for f in astronaut_frames]
+    detail = evaluate(astronaut_frames, blurred, target, [other], encoder=encoder, identity_every=FRAMES,
+                      progress=False).report["detail"]
+    assert detail["sharpness_ratio"]["mean"] < 0.2
+
+
+def test_a_half_transparent_merge_is_flagged_as_ghosted(astronaut_frames, identities, encoder):
+    """The shipped demo model merged by the live processor: opaque by default; at 50 % opacity the
+    input face shows through everywhere (two faces at once), and the ghosting measure says so."""
+    from measure.eval_swap import swap_frames
+    from realtime.merge import MergeSettings
+
+    target, other = identities
+    demo = REPO / "models" / "demo.onnx"
+    scores = {}
+    for opacity in (1.0, 0.5):
+        pairs = list(swap_frames(astronaut_frames, demo, merge=MergeSettings(opacity=opacity)))
+        scores[opacity] = evaluate(astronaut_frames, [o for o, _ in pairs], target, [other], encoder=encoder,
+                                   identity_every=FRAMES, progress=False,
+                                   blend_weights=[w for _, w in pairs]).report["detail"]
+    assert scores[0.5]["ghosted_frames"] == 1.0 and scores[0.5]["ghosting_fraction"]["mean"] > 0.9
+    # opaque by default; what is left is the feathered border of holes in this model's mask
+    assert scores[1.0]["ghosted_frames"] == 0.0 and scores[1.0]["ghosting_fraction"]["mean"] < 0.2

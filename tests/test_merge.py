@@ -84,7 +84,7 @@ def test_rct_moves_colour_toward_the_original(swapped):
 
 def test_mask_and_colour_smoothing_carry_over_frames(swapped):
     aligned, out = swapped
-    merger = Merger(MergeSettings(erode=0, blur=0, mask="face"), mask_smoothing=0.5, color_smoothing=0.5)
+    merger = Merger(MergeSettings(erode=0, blur=0, mask="face", threshold=0.0), mask_smoothing=0.5, color_smoothing=0.5)
     m_first = merger.mask(0, out.face_mask[0], out.celeb_mask[0], None)
     zeros = np.zeros_like(out.face_mask[0])
     m_next = merger.mask(0, zeros, zeros, None)
@@ -92,6 +92,31 @@ def test_mask_and_colour_smoothing_carry_over_frames(swapped):
     assert np.allclose(m_next[inner], 0.5 * m_first[inner], atol=1e-5)  # halfway toward the new mask
     merger.forget([])
     assert np.allclose(merger.mask(0, zeros, zeros, None), 0.0)  # a forgotten face starts fresh
+
+
+def test_a_soft_model_mask_merges_opaque_inside_and_blends_only_at_the_border(astronaut, swapped):
+    """A model whose masks say 0.6 everywhere on the face: the old merge showed both faces at 0.36
+    opacity (a ghost); thresholded, the face interior is opaque and only a band of about ``blur``
+    aligned pixels at the border is partly transparent."""
+    from measure.eval_detail import face_interior, ghosting
+
+    aligned, out = swapped
+    face_mask = np.where(out.face_mask[0] > 0.5, 0.6, 0.0).astype(np.float32)
+    celeb_mask = np.ones_like(face_mask)
+    interior = face_interior(astronaut.shape, aligned.landmarks68)
+    weights = {}
+    for threshold in (0.0, 0.5):
+        merger = Merger(MergeSettings(threshold=threshold, color="none"), mask_smoothing=1.0)
+        weight, sl = merger.merge(astronaut.copy(), 0, aligned.image, aligned.matrix, out.face[0], face_mask,
+                                  celeb_mask, None)
+        full = np.zeros(astronaut.shape[:2], np.float32)
+        full[sl] = weight
+        weights[threshold] = full
+    assert ghosting(weights[0.0], interior) > 0.9  # the double exposure
+    assert ghosting(weights[0.5], interior) < 0.05
+    assert np.median(weights[0.5][interior]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        MergeSettings(threshold=1.0).validate()
 
 
 def test_bad_settings():
