@@ -1,6 +1,8 @@
 """The model file both halves agree on (DESIGN.md contract 1): DeepFaceLab DFM names plus our metadata.
 
-Input ``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] (AMP models add ``morph_value:0`` [1]);
+Input ``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] (AMP models add ``morph_value:0`` [1];
+our reference-prior models add ``in_prior:0`` [N, R, R, 3], the target's reference face, carried in
+the metadata, warped onto the input face's mesh: such a model is not a plain DFM);
 outputs, in order, ``out_face_mask:0`` [N, R, R, 1], ``out_celeb_face:0`` [N, R, R, 3],
 ``out_celeb_face_mask:0`` [N, R, R, 1]. Our exports also carry ``metadata_props`` (``METADATA_KEYS``)
 so a model describes itself; a ``.dfm`` without them loads with the stated defaults.
@@ -14,6 +16,7 @@ from pathlib import Path
 
 INPUT_NAME = "in_face:0"
 MORPH_INPUT_NAME = "morph_value:0"
+PRIOR_INPUT_NAME = "in_prior:0"
 DEFAULT_MORPH_VALUE = 0.75
 OUTPUT_NAMES = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
 FORMAT_VERSION = "1"
@@ -36,6 +39,13 @@ METADATA_KEYS: dict[str, str] = {
     "swapcam.data_credits": "authors, sources and licences of the training data",
     "swapcam.created": "ISO 8601 time of export",
 }
+# ... and, for reference-prior models only (those with the in_prior:0 input):
+PRIOR_METADATA_KEYS: dict[str, str] = {
+    "swapcam.prior": "how in_prior:0 is made (mesh_warp_v1: realtime.mesh_warp of the reference)",
+    "swapcam.prior_reference_png": "base64 PNG of the reference face, aligned, R x R",
+    "swapcam.prior_reference_mesh": "JSON (478, 2) mesh of the reference face, aligned pixels",
+    "swapcam.prior_reference_source": "which faceset image the reference is",
+}
 DFM_DEFAULTS = {"swapcam.face_type": "whole_face", "swapcam.channel_order": "BGR", "swapcam.value_range": "0,1"}
 
 
@@ -53,6 +63,7 @@ class ModelInfo:
     identity: str
     has_morph_input: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    has_prior_input: bool = False
 
     @property
     def self_described(self) -> bool:
@@ -87,9 +98,10 @@ def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo
     input_names = [i.name for i in inputs]
     if INPUT_NAME not in input_names:
         raise ModelContractError(f"{path}: no input named {INPUT_NAME!r} (inputs: {input_names}); not a DFM-compatible face model")
-    extra = set(input_names) - {INPUT_NAME, MORPH_INPUT_NAME}
+    extra = set(input_names) - {INPUT_NAME, MORPH_INPUT_NAME, PRIOR_INPUT_NAME}
     if extra:
-        raise ModelContractError(f"{path}: unexpected inputs {sorted(extra)}; only {INPUT_NAME} and {MORPH_INPUT_NAME} are allowed")
+        raise ModelContractError(f"{path}: unexpected inputs {sorted(extra)}; only {INPUT_NAME}, {MORPH_INPUT_NAME} "
+                                 f"and {PRIOR_INPUT_NAME} are allowed")
     output_names = tuple(o.name for o in graph.output)
     if output_names != OUTPUT_NAMES:
         raise ModelContractError(f"{path}: outputs are {list(output_names)}, expected {list(OUTPUT_NAMES)} in that order")
@@ -103,6 +115,15 @@ def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo
             raise ModelContractError(f"{path}: output {out.name} has {dims[3]} channels, expected {channels}")
     metadata = {p.key: p.value for p in model.metadata_props}
     merged = {**DFM_DEFAULTS, **metadata}
+    has_prior = PRIOR_INPUT_NAME in input_names
+    if has_prior:
+        prior_dims = _dims(next(i for i in inputs if i.name == PRIOR_INPUT_NAME))
+        if prior_dims[1:] != in_dims[1:]:
+            raise ModelContractError(f"{path}: input {PRIOR_INPUT_NAME} has shape {prior_dims}, expected {in_dims}")
+        missing = [k for k in ("swapcam.prior", "swapcam.prior_reference_png", "swapcam.prior_reference_mesh")
+                   if k not in metadata]
+        if missing:
+            raise ModelContractError(f"{path}: has input {PRIOR_INPUT_NAME} but no reference in its metadata ({missing})")
     if metadata.get("swapcam.resolution") and int(metadata["swapcam.resolution"]) != resolution:
         raise ModelContractError(f"{path}: metadata says resolution {metadata['swapcam.resolution']}, graph says {resolution}")
     return ModelInfo(
@@ -112,6 +133,7 @@ def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo
         identity=merged.get("swapcam.identity", path.stem),
         has_morph_input=MORPH_INPUT_NAME in input_names,
         metadata=metadata,
+        has_prior_input=has_prior,
     )
 
 

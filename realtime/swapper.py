@@ -20,6 +20,7 @@ from realtime.model_contract import (
     INPUT_NAME,
     MORPH_INPUT_NAME,
     OUTPUT_NAMES,
+    PRIOR_INPUT_NAME,
     ModelContractError,
     ModelInfo,
     read_model_info,
@@ -128,6 +129,12 @@ class FaceSwapper:
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self.device = next((_GPU_PROVIDERS[p] for p in self.providers if p in _GPU_PROVIDERS), "cpu")
         self._buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
+        self._prior_buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
+        self._prior = None
+        if self.info.has_prior_input:
+            from realtime.reference_prior import Reference, ReferencePrior
+
+            self._prior = ReferencePrior(Reference.from_metadata(self.info.metadata), self.resolution)
         self.warmup_ms: float | None = None
 
     @property
@@ -137,6 +144,11 @@ class FaceSwapper:
     @property
     def face_type(self) -> str:
         return self.info.face_type
+
+    @property
+    def needs_mesh(self) -> bool:
+        """True for reference-prior models: ``get`` then needs each face's 478-point aligned mesh."""
+        return self._prior is not None
 
     @property
     def name(self) -> str:
@@ -149,9 +161,10 @@ class FaceSwapper:
     def prepare(self, warmup_runs: int = 2) -> FaceSwapper:
         """Warm the session up (first runs allocate and, on GPUs, compile) so the first frame is not slow."""
         faces = np.full((1, self.resolution, self.resolution, 3), 128, np.uint8)
+        meshes = self._prior.warp.ref_points[None] if self._prior is not None else None
         t = time.perf_counter()
         for _ in range(max(1, warmup_runs)):
-            self.get(faces)
+            self.get(faces, meshes)
         self.warmup_ms = (time.perf_counter() - t) * 1000
         return self
 
@@ -163,10 +176,23 @@ class FaceSwapper:
         np.multiply(faces, np.float32(1.0 / 255.0), out=buf, casting="unsafe")
         return buf
 
-    def get(self, faces: np.ndarray) -> SwapResult:
+    def _prior_input(self, meshes: np.ndarray | None, n: int) -> np.ndarray:
+        """(n, R, R, 3) prior input: the model's reference warped onto each face's aligned mesh."""
+        if meshes is None or len(meshes) != n:
+            raise ValueError(f"{self.name} is a reference-prior model: give the {n} faces' aligned meshes "
+                             "((N, 478, 2), aligned pixels)")
+        if self._prior_buffer.shape[0] < n:
+            self._prior_buffer = np.empty((n, self.resolution, self.resolution, 3), self.input_dtype)
+        buf = self._prior_buffer[:n]
+        for i, mesh in enumerate(meshes):
+            np.multiply(self._prior(mesh), np.float32(1.0 / 255.0), out=buf[i], casting="unsafe")
+        return buf
+
+    def get(self, faces: np.ndarray, meshes: np.ndarray | None = None) -> SwapResult:
         """Swap a batch of aligned faces: (N, R, R, 3) BGR uint8 -> SwapResult (one session call).
 
-        Models exported with a fixed batch size are called once per face.
+        meshes: (N, 478, 2) aligned-pixel meshes of the faces, needed by reference-prior models
+        (``needs_mesh``), ignored by others. Models exported with a fixed batch size are called once per face.
         """
         faces = np.asarray(faces)
         if faces.ndim == 3:
@@ -175,26 +201,26 @@ class FaceSwapper:
         if faces.shape[1:] != (r, r, 3) or faces.dtype != np.uint8:
             raise ValueError(f"faces must be uint8 (N, {r}, {r}, 3) BGR, got {faces.dtype} {faces.shape}")
         if self.fixed_batch and len(faces) != self.fixed_batch:
-            parts = [self.get(faces[i:i + 1]) for i in range(len(faces))]
+            parts = [self.get(faces[i:i + 1], None if meshes is None else meshes[i:i + 1]) for i in range(len(faces))]
             return SwapResult(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("face_mask", "face", "celeb_mask")))
-        x = self._input(faces)
+        feeds = {INPUT_NAME: self._input(faces)}
+        if self._morph is not None:
+            feeds[MORPH_INPUT_NAME] = self._morph
+        if self._prior is not None:
+            feeds[PRIOR_INPUT_NAME] = self._prior_input(meshes, len(faces))
         if self.device != "cpu":
-            outputs = self._run_bound(x)
+            outputs = self._run_bound(feeds)
         else:
-            feeds = {INPUT_NAME: x}
-            if self._morph is not None:
-                feeds[MORPH_INPUT_NAME] = self._morph
             outputs = self.session.run(list(OUTPUT_NAMES), feeds)
         face_mask, face, celeb_mask = (np.asarray(o, np.float32) for o in outputs)
         return SwapResult(face_mask.reshape(len(faces), r, r), face.reshape(len(faces), r, r, 3),
                           celeb_mask.reshape(len(faces), r, r))
 
-    def _run_bound(self, x: np.ndarray) -> list[np.ndarray]:
-        """I/O binding on a GPU: input copied once to the device, outputs allocated there, copied back once."""
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """I/O binding on a GPU: inputs copied once to the device, outputs allocated there, copied back once."""
         binding = self.session.io_binding()
-        binding.bind_cpu_input(INPUT_NAME, x)
-        if self._morph is not None:
-            binding.bind_cpu_input(MORPH_INPUT_NAME, self._morph)
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
         for name in OUTPUT_NAMES:
             binding.bind_output(name, self.device)
         self.session.run_with_iobinding(binding)

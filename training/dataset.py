@@ -125,45 +125,87 @@ class FaceSource:
 
 
 def make_sample(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Generator,
-                aug: AugmentConfig) -> dict[str, np.ndarray]:
-    """Augment one face: target (affine, colour), input (target + random warp), masks (affine)."""
+                aug: AugmentConfig, prior: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Augment one face: target (affine, colour), input (target + random warp), masks (affine), and
+    the reference prior (float32 BGR, the reference warped onto this face) moved with the target."""
     size = img.shape[0]
     if aug.hsv_jitter:
         img = hsv_jitter(img, rng, aug)
     mat, flip = random_affine(rng, size, aug)
     warp = lambda a: cv2.warpAffine(a, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # noqa: E731
     target, mask, em = warp(img), warp(mask), warp(em)
+    if prior is not None:
+        prior = warp(prior)
     if flip:
         target, mask, em = target[:, ::-1], mask[:, ::-1], em[:, ::-1]
+        prior = None if prior is None else prior[:, ::-1]
     inp = target
     if aug.random_warp:
         mapx, mapy = random_warp_maps(rng, size)
         inp = cv2.remap(np.ascontiguousarray(target), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     chw = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])  # noqa: E731
-    return {"input": chw(inp), "target": chw(target), "mask": chw(mask), "em": chw(em)}
+    sample = {"input": chw(inp), "target": chw(target), "mask": chw(mask), "em": chw(em)}
+    if prior is not None:
+        sample["prior"] = chw(prior)
+    return sample
+
+
+class PriorSource:
+    """The reference prior of each src face that has a mesh: ``prior(index)`` -> (R, R, 3) float32 BGR.
+
+    reference: the target's reference face (``training.prior.Reference``); meshes: {file: (478, 2)}
+    aligned-pixel meshes of the src faceset at its own resolution (``training.faceset_mesh``).
+    """
+
+    def __init__(self, source: FaceSource, reference, meshes: dict[str, np.ndarray]) -> None:
+        from realtime.reference_prior import ReferencePrior
+
+        self.source = source
+        self.warp = ReferencePrior(reference, source.resolution)
+        self.indices = np.array([i for i, r in enumerate(source.records) if r.file in meshes], np.int64)
+        if len(self.indices) == 0:
+            raise FacesetError("no src face has a mesh: the reference prior cannot be built")
+        self.meshes = meshes
+
+    def __call__(self, index: int) -> np.ndarray:
+        mesh = self.meshes[self.source.records[index].file] * np.float32(self.source.scale)
+        return self.warp(mesh).astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 class PairDataset(Dataset):
     """Sample ``i`` -> a random src face and a random dst face, augmented. Infinite by design:
     the sampler decides which indices (steps) are drawn."""
 
-    def __init__(self, src: Faceset, dst: Faceset, resolution: int, aug: AugmentConfig, seed: int = 0) -> None:
+    def __init__(self, src: Faceset, dst: Faceset, resolution: int, aug: AugmentConfig, seed: int = 0,
+                 reference=None, src_meshes: dict[str, np.ndarray] | None = None) -> None:
+        """reference, src_meshes: for prior models, the target's reference face and the src meshes."""
         self.src, self.dst = FaceSource(src, resolution), FaceSource(dst, resolution)
         self.aug, self.seed = aug, seed
+        self.prior = PriorSource(self.src, reference, src_meshes or {}) if reference is not None else None
+        prior = self.prior
+        # with a prior, src faces are drawn among those whose mesh is known (the prior needs it)
+        self._src_pool = prior.indices if prior is not None else None
+
+    def _src_index(self, rng: np.random.Generator) -> int:
+        if self._src_pool is None:
+            return int(rng.integers(len(self.src)))
+        return int(self._src_pool[int(rng.integers(len(self._src_pool)))])
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(i)])
-        s_img, s_mask, s_em = self.src.load(int(rng.integers(len(self.src))))
+        s_index = self._src_index(rng)
+        s_img, s_mask, s_em = self.src.load(s_index)
         if self.aug.color_transfer > 0 and rng.random() < self.aug.color_transfer:
             ref, ref_mask, _ = self.dst.load(int(rng.integers(len(self.dst))))
             s_img = rct(s_img, ref, image_mask=s_mask, reference_mask=ref_mask)
         d_img, d_mask, d_em = self.dst.load(int(rng.integers(len(self.dst))))
         out = {}
-        for role, (img, mask, em) in (("src", (s_img, s_mask, s_em)), ("dst", (d_img, d_mask, d_em))):
-            for key, value in make_sample(img, mask, em, rng, self.aug).items():
+        s_prior = self.prior(s_index) if self.prior is not None else None
+        for role, (img, mask, em, prior) in (("src", (s_img, s_mask, s_em, s_prior)), ("dst", (d_img, d_mask, d_em, None))):
+            for key, value in make_sample(img, mask, em, rng, self.aug, prior).items():
                 out[f"{role}_{key}"] = torch.from_numpy(value)
         return out
 
@@ -171,9 +213,12 @@ class PairDataset(Dataset):
         """The first ``count`` faces of each side, unaugmented (previews, evaluation)."""
         out: dict[str, list] = {}
         for role, source in (("src", self.src), ("dst", self.dst)):
+            pool = self._src_pool if role == "src" and self._src_pool is not None else np.arange(len(source))
             for k in range(count):
-                img, mask, em = source.load(k * len(source) // count)
-                for key, value in make_sample(img, mask, em, np.random.default_rng(0), AugmentConfig.off()).items():
+                index = int(pool[k * len(pool) // count])
+                img, mask, em = source.load(index)
+                prior = self.prior(index) if role == "src" and self.prior is not None else None
+                for key, value in make_sample(img, mask, em, np.random.default_rng(0), AugmentConfig.off(), prior).items():
                     out.setdefault(f"{role}_{key}", []).append(torch.from_numpy(value))
         return {k: torch.stack(v) for k, v in out.items()}
 

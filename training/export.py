@@ -19,7 +19,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from realtime.model_contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, build_metadata, read_model_info
+from realtime.model_contract import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    PRIOR_INPUT_NAME,
+    ModelInfo,
+    build_metadata,
+    read_model_info,
+)
 from realtime.swapper import create_session, tensorrt_cache_dir
 from training.model import FaceSwapModel
 
@@ -40,9 +47,9 @@ class SwapGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, face: torch.Tensor, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = face.permute(0, 3, 1, 2)
-        mask, celeb, celeb_mask = self.model.swap(x)
+        mask, celeb, celeb_mask = self.model.swap(x, None if prior is None else prior.permute(0, 3, 1, 2))
         return mask.permute(0, 2, 3, 1), celeb.permute(0, 2, 3, 1), celeb_mask.permute(0, 2, 3, 1)
 
 
@@ -52,12 +59,13 @@ def export_onnx_graph(model: FaceSwapModel, path: Path, fp16: bool = False) -> N
 
     res = model.config.resolution
     graph = SwapGraph(model).eval().float()
-    example = torch.rand(1, res, res, 3)
+    inputs = [INPUT_NAME] + ([PRIOR_INPUT_NAME] if model.config.prior else [])
+    examples = tuple(torch.rand(1, res, res, 3) for _ in inputs)
     with torch.no_grad():
         # The legacy TorchScript exporter: exact names, dynamic batch, stable on torch 2.13 + onnx 1.22.
         torch.onnx.export(
-            graph, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+            graph, examples, str(path), input_names=inputs, output_names=list(OUTPUT_NAMES),
+            dynamic_axes={**{n: {0: "batch"} for n in inputs}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
             opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False,
         )
     if fp16:
@@ -131,6 +139,14 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
         data_credits=req.data_credits,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if cfg.prior:
+        from training.prior import load_reference
+
+        run_dir = ckpt.path.parent if ckpt.path.is_file() else ckpt.path
+        reference = load_reference(run_dir)
+        if reference is None:
+            raise ExportError(f"{run_dir} holds a prior model but no reference.npz: the reference cannot be embedded")
+        metadata.update(reference.to_metadata())
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
     os.close(fd)

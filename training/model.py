@@ -40,13 +40,17 @@ class ModelConfig:
     d_mask_dims: int = 22
     separable: bool = False
     last_res_block: bool = True  # the residual block at full resolution (lite drops it: most of its cost)
+    prior: bool = False  # the src decoder also reads the reference prior (training.prior): a second input
+    prior_dims: int = 8  # width of the prior's feature pyramid at full resolution (doubles per halving)
 
     def validate(self) -> ModelConfig:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if not (64 <= self.resolution <= 512 and self.resolution % 16 == 0):
             raise ValueError(f"resolution must be a multiple of 16 between 64 and 512, got {self.resolution}")
-        for name in ("ae_dims", "e_dims", "d_dims", "d_mask_dims"):
+        if self.prior and self.arch != "df":
+            raise ValueError("the reference prior is built for the df architecture only")
+        for name in ("ae_dims", "e_dims", "d_dims", "d_mask_dims", "prior_dims"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         return self
@@ -62,6 +66,9 @@ PRESETS: dict[str, ModelConfig] = {
                         separable=True, last_res_block=False),
     "df": ModelConfig(preset="df", arch="df", ae_dims=256, e_dims=64, d_dims=64, d_mask_dims=22),
     "liae": ModelConfig(preset="liae", arch="liae", ae_dims=256, e_dims=64, d_dims=64, d_mask_dims=22),
+    # prior: lite plus the reference prior (the target's reference face warped onto the input's mesh)
+    "prior": ModelConfig(preset="prior", arch="df", ae_dims=128, e_dims=16, d_dims=12, d_mask_dims=4,
+                         separable=True, last_res_block=False, prior=True, prior_dims=8),
 }
 
 
@@ -171,6 +178,56 @@ class Decoder(nn.Module):
         return self.face(z), self.mask(z)
 
 
+class PriorPyramid(nn.Module):
+    """The reference prior (N, 3, R, R) -> features at R, R/2, R/4, R/8 of widths p, 2p, 4p, 8p."""
+
+    def __init__(self, p: int, separable: bool) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, p, 3, 1, 1), nn.LeakyReLU(0.1))
+        self.down = nn.ModuleList([Downscale(p * 2**i, p * 2 ** (i + 1), 3, separable) for i in range(3)])
+
+    def forward(self, prior: torch.Tensor) -> list[torch.Tensor]:
+        feats = [self.stem(prior)]
+        for down in self.down:
+            feats.append(down(feats[-1]))
+        return feats
+
+
+class PriorDecoder(nn.Module):
+    """The src decoder of a prior model: (z (N, c_in, R/8, R/8), prior (N, 3, R, R)) -> (face, mask).
+
+    The prior's feature pyramid joins the decoder at every scale (concatenated before each upscale
+    and before the last convolution), and the face is the prior plus a learned correction (the last
+    convolution starts at zero, so an untrained model outputs the warp itself): the sharp texture
+    comes from the reference, the decoder adds what the warp lacks (mouth interior, eyes, light).
+    The mask branch reads z only, as in the plain decoder.
+    """
+
+    def __init__(self, c_in: int, d_dims: int, d_mask_dims: int, p: int, separable: bool) -> None:
+        super().__init__()
+        d, m = d_dims, d_mask_dims
+        self.pyramid = PriorPyramid(p, separable)
+        self.up1 = nn.Sequential(Upscale(c_in + 8 * p, d * 8, separable), ResidualBlock(d * 8, separable))
+        self.up2 = nn.Sequential(Upscale(d * 8 + 4 * p, d * 4, separable), ResidualBlock(d * 4, separable))
+        self.up3 = Upscale(d * 4 + 2 * p, d * 2, separable)
+        self.fuse = nn.Sequential(conv(d * 2 + p, d * 2, 3, 1, separable), nn.LeakyReLU(0.1))
+        self.delta = nn.Conv2d(d * 2, 3, 1)
+        nn.init.zeros_(self.delta.weight)
+        nn.init.zeros_(self.delta.bias)
+        self.mask = nn.Sequential(
+            Upscale(c_in, m * 8, separable), Upscale(m * 8, m * 4, separable), Upscale(m * 4, m * 2, separable),
+            nn.Conv2d(m * 2, 1, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f_r, f_2, f_4, f_8 = self.pyramid(prior)
+        x = self.up1(torch.cat([z, f_8], 1))
+        x = self.up2(torch.cat([x, f_4], 1))
+        x = self.up3(torch.cat([x, f_2], 1))
+        x = self.fuse(torch.cat([x, f_r], 1))
+        return (prior + self.delta(x)).clamp(0.0, 1.0), self.mask(z)
+
+
 class FaceSwapModel(nn.Module):
     """DF or LIAE autoencoder. ``forward(src, dst)`` returns the five training predictions."""
 
@@ -183,20 +240,30 @@ class FaceSwapModel(nn.Module):
         enc_features = self.encoder.out_channels * lowest * lowest
         if c.arch == "df":
             self.inter = Inter(enc_features, c.ae_dims, c.ae_dims, lowest, sep)
-            self.decoder_src = Decoder(c.ae_dims, c.d_dims, c.d_mask_dims, sep, c.last_res_block)
+            self.decoder_src = (PriorDecoder(c.ae_dims, c.d_dims, c.d_mask_dims, c.prior_dims, sep) if c.prior
+                                else Decoder(c.ae_dims, c.d_dims, c.d_mask_dims, sep, c.last_res_block))
             self.decoder_dst = Decoder(c.ae_dims, c.d_dims, c.d_mask_dims, sep, c.last_res_block)
         else:
             self.inter_AB = Inter(enc_features, c.ae_dims, c.ae_dims * 2, lowest, sep)
             self.inter_B = Inter(enc_features, c.ae_dims, c.ae_dims * 2, lowest, sep)
             self.decoder = Decoder(c.ae_dims * 4, c.d_dims, c.d_mask_dims, sep, c.last_res_block)
 
-    def forward(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
-        """src, dst: (N, 3, R, R) in [0, 1]. Returns the reconstructions src_src, dst_dst and their
-        masks src_src_mask, dst_dst_mask (the swap is ``swap``; it takes no part in training)."""
+    def _decode_src(self, code: torch.Tensor, prior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.prior:
+            if prior is None:
+                raise ValueError("this model reads a reference prior: pass prior (N, 3, R, R)")
+            return self.decoder_src(code, prior)
+        return self.decoder_src(code)
+
+    def forward(self, src: torch.Tensor, dst: torch.Tensor,
+                src_prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """src, dst: (N, 3, R, R) in [0, 1]; src_prior: the reference warped onto each src face (prior
+        models only). Returns the reconstructions src_src, dst_dst and their masks src_src_mask,
+        dst_dst_mask (the swap is ``swap``; it takes no part in training)."""
         if self.config.arch == "df":
             # One encoder/inter pass over both batches (shared weights), then the two decoders.
             src_code, dst_code = self.inter(self.encoder(torch.cat([src, dst], 0))).split([len(src), len(dst)])
-            src_src, src_src_m = self.decoder_src(src_code)
+            src_src, src_src_m = self._decode_src(src_code, src_prior)
             dst_dst, dst_dst_m = self.decoder_dst(dst_code)
         else:
             src_enc, dst_enc = self.encoder(torch.cat([src, dst], 0)).split([len(src), len(dst)])
@@ -205,13 +272,14 @@ class FaceSwapModel(nn.Module):
             dst_dst, dst_dst_m = self.decoder(torch.cat([self.inter_B(dst_enc), self.inter_AB(dst_enc)], 1))
         return {"src_src": src_src, "src_src_mask": src_src_m, "dst_dst": dst_dst, "dst_dst_mask": dst_dst_m}
 
-    def swap(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The exported path: face (N, 3, R, R) -> (mask of the input face from the dst side,
-        the face as src identity, its mask). DeepFaceLab's DFM outputs, in order."""
+    def swap(self, face: torch.Tensor, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The exported path: face (N, 3, R, R) (and, for prior models, the reference warped onto it)
+        -> (mask of the input face from the dst side, the face as src identity, its mask).
+        DeepFaceLab's DFM outputs, in order."""
         if self.config.arch == "df":
             code = self.inter(self.encoder(face))
             face_mask = self.decoder_dst.mask(code)
-            celeb, celeb_mask = self.decoder_src(code)
+            celeb, celeb_mask = self._decode_src(code, prior)
         else:
             enc = self.encoder(face)
             ab, b = self.inter_AB(enc), self.inter_B(enc)

@@ -159,7 +159,7 @@ def to_device(batch: dict[str, torch.Tensor], rt: Runtime) -> dict[str, torch.Te
 
 def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
     """Forward both sides and sum their reconstruction losses ('total')."""
-    pred = model(batch["src_input"], batch["dst_input"])
+    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
     out: dict[str, torch.Tensor] = {}
     total = 0.0
     for role in ("src", "dst"):
@@ -176,7 +176,7 @@ def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) 
 def evaluate_reconstruction(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """Masked MSE and DSSIM of src and dst rebuilt from their unaugmented faces."""
     model.eval()
-    pred = model(batch["src_input"], batch["dst_input"])
+    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
     out = {}
     for role in ("src", "dst"):
         m = batch[f"{role}_mask"]
@@ -191,12 +191,27 @@ def preview_image(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> np.nd
     """BGR uint8 grid, one column per face; rows: src, src rebuilt, dst, dst rebuilt, dst->src swap."""
     was_training = model.training
     model.eval()
-    pred = model(batch["src_input"], batch["dst_input"])
-    _, swap, _ = model.swap(batch["dst_input"])
+    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
+    _, swap, _ = model.swap(batch["dst_input"], batch.get("dst_prior"))
     model.train(was_training)
     rows = [batch["src_target"], pred["src_src"], batch["dst_target"], pred["dst_dst"], swap]
     grid = torch.cat([torch.cat(list(r.float().cpu()), dim=2) for r in rows], dim=1)
     return (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def _prior_inputs(src_fs, out: Path, progress: bool):
+    """A prior model's reference (chosen once, kept in the run folder) and the src faceset's meshes."""
+    from training.faceset_mesh import faceset_meshes
+    from training.prior import choose_reference, load_reference, save_reference
+
+    meshes = faceset_meshes(src_fs, progress=progress)
+    reference = load_reference(out)
+    if reference is None:
+        reference = choose_reference(src_fs, meshes)
+        out.mkdir(parents=True, exist_ok=True)
+        save_reference(out, reference)
+        print(f"reference prior: {reference.source} (frontal, mouth closed, sharp)", flush=True)
+    return reference, meshes
 
 
 def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
@@ -272,13 +287,25 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
         net = torch.compile(net)
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
 
-    dataset = PairDataset(src_fs, dst_fs, model_cfg.resolution, cfg.augment(), cfg.seed)
+    reference = src_meshes = None
+    if model_cfg.prior:
+        reference, src_meshes = _prior_inputs(src_fs, out, rt.main and cfg.progress)
+    dataset = PairDataset(src_fs, dst_fs, model_cfg.resolution, cfg.augment(), cfg.seed, reference, src_meshes)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
                         sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
                         worker_init_fn=_leave_signals_to_trainer if cfg.workers > 0 else None,
                         prefetch_factor=4 if cfg.workers > 0 else None)
-    preview_batch = to_device(dataset.fixed_batch(4), rt) if rt.main else None
+    preview_batch = None
+    if rt.main:
+        preview_batch = dataset.fixed_batch(4)
+        if reference is not None:  # the preview's dst -> src swap needs the reference warped onto each dst face
+            from training.prior import dst_priors
+
+            faces = (preview_batch["dst_target"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+            priors = dst_priors(reference, np.ascontiguousarray(faces))
+            preview_batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
+        preview_batch = to_device(preview_batch, rt)
     weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
     run_config = {**asdict(cfg), "face_type": src_fs.face_type,
                   "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
