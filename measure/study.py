@@ -27,24 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from measure.eval_report import COLUMNS, row_values
 from realtime.atomic_files import write_text
-
-MEASURES = (  # (report path, label, lower is better)
-    (("identity", "dlib_distance_to_target", "mean"), "dlib distance to target", True),
-    (("identity", "top1_accuracy"), "top-1 as target", False),
-    (("detail", "sharpness_ratio", "mean"), "sharpness / input", False),
-    (("detail", "ghosting_fraction", "mean"), "ghosting", True),
-    (("pose_error_deg", "mean_of_axes", "mean"), "pose error (deg)", True),
-    (("expression_error_iod", "mean"), "expression error (IOD)", True),
-    (("temporal", "warp_ratio"), "warp-error ratio", True),
-)
-
-
-def _dig(report: dict, path: tuple[str, ...]):
-    for key in path:
-        report = report.get(key) if isinstance(report, dict) else None
-    return report
-
 
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -96,7 +80,7 @@ def run_variant(plan: dict, work: Path, name: str) -> dict:
                           *plan["gallery"], "--max-frames", str(plan["eval_frames"]), "--out", str(out),
                           "--no-progress"))
             report = json.loads((out / "eval.json").read_text())
-            point["clips"][Path(clip).stem] = {label: _dig(report, path) for path, label, _ in MEASURES}
+            point["clips"][Path(clip).stem] = row_values(report)
         state["points"].append(point)
         write_text(state_path, json.dumps(state, indent=2))
         print(f"study: {name} at {state['cpu_s'] / 60:.1f} CPU-min ({state['steps']} steps): "
@@ -115,7 +99,7 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
     from realtime.atomic_files import atomic_path
 
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
-    for ax, (_, label, lower) in zip(axes.ravel(), MEASURES):
+    for ax, (label, _, _, _, lower) in zip(axes.ravel(), COLUMNS):
         for name, state in variants.items():
             for clip in state["points"][0]["clips"] if state["points"] else []:
                 xs = [p["cpu_s"] / 60 for p in state["points"]]
@@ -131,14 +115,14 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    rows = ["| variant | clip | CPU min | steps | " + " | ".join(label for _, label, _ in MEASURES) + " |",
-            "|---|---|---|---|" + "---|" * len(MEASURES)]
+    rows = ["| variant | clip | CPU min | steps | " + " | ".join(label for label, *_ in COLUMNS) + " |",
+            "|---|---|---|---|" + "---|" * len(COLUMNS)]
     for name, state in variants.items():
         if not state["points"]:
             continue
         last = state["points"][-1]
         for clip, values in last["clips"].items():
-            cells = ["n/a" if values[label] is None else f"{values[label]:.3f}" for _, label, _ in MEASURES]
+            cells = ["n/a" if values.get(label) is None else f"{values[label]:.3f}" for label, *_ in COLUMNS]
             rows.append(f"| {name} | {clip} | {last['cpu_s'] / 60:.0f} | {last['steps']} | " + " | ".join(cells) + " |")
     write_text(markdown, "\n".join(rows) + "\n")
 

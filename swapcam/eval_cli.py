@@ -40,6 +40,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from measure.eval_identity import IdentityEncoder, IdentityModelError, faceset_identity
+    from measure.eval_report import markdown_table
     from measure.evaluate import EvalInputError, count_frames, evaluate, open_frames, read_frames
     from measure.report_plots import contact_sheet_png, eval_curves_png
     from training.faceset import FacesetError
@@ -96,6 +97,9 @@ def main(args: argparse.Namespace) -> int:
         **result.report,
     }
     write_text(args.out / "eval.json", json.dumps(report, indent=2))
+    name = (args.model or args.swapped).name
+    write_text(args.out / "eval.md", f"`swapcam eval` of {args.input.name} against {args.target.name}\n\n"
+               + markdown_table({name: report}))
     eval_curves_png(report, args.out / "eval_curves.png")
     if result.pairs:
         contact_sheet_png(result.pairs, args.out / "contact_sheet.png")
@@ -111,5 +115,5 @@ def main(args: argparse.Namespace) -> int:
           + ("" if args.model else " (n/a: needs --model)"))
     print(f"warp ratio {_fmt(temp['warp_ratio'])}, landmark jitter ratio {_fmt(temp['jitter_ratio'])} "
           f"({temp['still_frames']} still frames)")
-    print(f"wrote {args.out / 'eval.json'}, eval_curves.png, contact_sheet.png")
+    print(f"wrote {args.out / 'eval.json'}, eval.md, eval_curves.png, contact_sheet.png")
     return 0

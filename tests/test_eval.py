@@ -160,6 +160,9 @@ def test_eval_command_writes_json_and_pictures(astronaut_video, astronaut_facese
     assert curves is not None and curves.shape[0] > 400 and curves.shape[1] > 600
     assert sheet is not None and sheet.shape[1] >= 4 * 160  # two (input | output) pairs a row
     assert "warp ratio" in capsys.readouterr().out
+    table = (out / "eval.md").read_text().splitlines()
+    assert table[2].startswith("| swap | dlib distance") and table[4].startswith("| goal |")
+    assert table[5].startswith(f"| {astronaut_video.name} |") and "| 1.00 |" in table[5]  # sharpness of itself
 
 
 def test_eval_command_refuses_missing_files(astronaut_faceset, tmp_path, capsys):
