@@ -13,8 +13,9 @@ pixel domain, designed for what calls and streams do to video:
 - **Pattern** (``TileLayout``): a tile of 32 x 32 cells, each cell +-1. A fixed random quarter of the
   cells are *sync* cells (known chips: they let the detector find the tile's position and scale after
   a crop or a resize); the other cells each carry one coded bit times a known chip. The tile repeats
-  over the whole frame. A cell is ``frame height / 90`` pixels (8 px at 720p; 4 px cells lost too much to a 360p re-encode): the pattern scales with
-  the frame, so a resized frame needs no scale search; a crop changes it, and the detector searches.
+  over the whole frame. A cell is ``frame height / 90`` pixels (8 px at 720p; 4-px cells lost too much
+  to a 360p re-encode: 83% of windows read instead of 100%). The pattern scales with the frame, so a
+  resized frame needs no scale search; a crop changes the scale, and the detector searches.
 - **Embedding** (``Watermarker``): the pattern, +-``AMPLITUDE`` grey levels on B, G and R alike (luma
   only: chroma is halved and coarsely quantised by every video codec), is rendered once per frame size
   and payload into two uint8 planes and added with two saturating OpenCV passes: ~0.1-0.3 ms per
