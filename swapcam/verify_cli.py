@@ -134,7 +134,11 @@ def verify_file(path: Path, window_s: float = 2.0, max_seconds: float | None = N
             raise VerifyInputError(f"{path}: not a readable image")
         detections = [detect_frames([image])]
     else:
-        detections = [detect_frames(win) for win in _video_windows(path, window_s, max_seconds)]
+        from tqdm import tqdm
+
+        windows = tqdm(_video_windows(path, window_s, max_seconds), desc=path.name, unit="window", leave=False,
+                       disable=None)  # progress on a terminal only
+        detections = [detect_frames(win) for win in windows]
     found = [d for d in detections if d.found]
     verdict = Verdict(path, False, z=max(d.z for d in detections), windows=len(detections),
                       frames=sum(d.frames for d in detections))
