@@ -6,7 +6,7 @@ configuration keeps its own processor (landmark tracker, smoothing state, ONNX s
 place in the video between its chunks. Frames are decoded once up front and served camera-like
 (``bench_stamp.StampedSource``): paced at 30/60 fps, or as fast as the pipeline takes them.
 
-Per configuration: per-stage ms (capture, landmarks, align, swap, merge, output) p50/p95/p99, the
+Per configuration: per-stage ms (capture, landmarks, align, swap, merge, mark, output) p50/p95/p99, the
 pipeline's capture->sink latency and the pixel-stamped end-to-end latency, sustained fps, dropped
 frames, CPU time / wall time (and per-core busy share), memory, the execution provider that ran,
 and the model-only throughput of the same ONNX session with the ratio pipeline fps / model-only fps.
@@ -25,7 +25,7 @@ import numpy as np
 
 from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
 
-STAGES = ("capture", "landmarks", "align", "swap", "merge", "output")
+STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
 COMPARE_KEYS = {
     "model": "ONNX model file",
     "pace": "camera rate in fps, or 'fast' (as fast as possible)",
@@ -34,6 +34,7 @@ COMPARE_KEYS = {
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
     "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
+    "mark": "output marking (label + watermark, as live runs it) on/off",
 }
 
 
@@ -52,6 +53,7 @@ class BenchConfig:
     threads: int = 0
     provider: str | None = None
     split: bool | None = None  # None: the pipeline decides
+    mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
     name: str = ""
 
     def session_key(self) -> tuple:
@@ -115,6 +117,8 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
         return replace(config, provider=value or None)
     if key == "split":
         return replace(config, split=_parse_bool(value))
+    if key == "mark":
+        return replace(config, mark=_parse_bool(value))
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -217,6 +221,7 @@ class _Run:
     swapper: object
     processor: object
     store: FrameStore
+    marker: object = None  # realtime.marking.OutputMarker, or None with mark off
     clock: StampClock = field(default_factory=StampClock)
     stages: dict = field(default_factory=lambda: {s: [] for s in STAGES})
     latency: list = field(default_factory=list)
@@ -252,7 +257,10 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
                                   merge=MergeSettings(color=config.color).validate())
-    run = _Run(config, swapper, processor, FrameStore(frames))
+    from realtime.marking import OutputMarker
+
+    marker = OutputMarker.for_swappers(lambda: processor.swapper) if config.mark else None
+    run = _Run(config, swapper, processor, FrameStore(frames), marker)
     run.setup_s = time.perf_counter() - t
     return run
 
@@ -267,7 +275,9 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     latencies_before = len(run.clock.latency_ms)
     unreadable_before = run.clock.unreadable
     ticks0, cpu0 = _cpu_ticks(), time.process_time()
-    extra = {} if run.config.split is None else {"split": run.config.split}
+    extra = {"marker": run.marker} if run.marker is not None else {}
+    if run.config.split is not None:
+        extra["split"] = run.config.split
     try:
         pipeline = Pipeline(source, run.processor, [sink], **extra)
     except (TypeError, ValueError) as exc:

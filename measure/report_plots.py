@@ -98,6 +98,7 @@ STAGE_COLOURS = {
     "align": "tab:cyan",
     "swap": "tab:red",
     "merge": "tab:orange",
+    "mark": "tab:purple",
     "output": "tab:green",
 }
 

@@ -17,6 +17,10 @@ is run as two threads (landmarks of frame n+1 overlap the swap of frame n; ``spl
 that off), joined by another one-slot queue. A sink has
 ``write(frame: np.ndarray, info: FrameInfo) -> None`` and ``close()``; a sink may call
 ``pipeline.stop()`` (the window's quit key does).
+
+``marker`` (optional, e.g. ``realtime.marking.OutputMarker``): ``marker(image) -> image`` marks each
+output frame in place before any sink sees it (timed as stage ``mark``); the captured frame itself
+(``FrameInfo.source_image``) is never marked.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from realtime.sources import CaptureThread, Frame
 
-STAGES = ("capture", "landmarks", "align", "swap", "merge", "output")
+STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
 
 
 class LatestSlot:
@@ -211,8 +215,10 @@ class Pipeline:
     rolling fps and latency.
     """
 
-    def __init__(self, source, processor, sinks: list, *, hud_window: int = 60, split: bool | None = None) -> None:
+    def __init__(self, source, processor, sinks: list, *, hud_window: int = 60, split: bool | None = None,
+                 marker=None) -> None:
         self.source = source
+        self.marker = marker
         self.processor = processor
         can_split = hasattr(processor, "detect") and hasattr(processor, "render")
         if split and not can_split:
@@ -362,6 +368,13 @@ class Pipeline:
         return self.stats()
 
     def _emit(self, item: _Processed) -> None:
+        image = item.image
+        if self.marker is not None:
+            t_mark = time.perf_counter()
+            if image is item.frame.image:  # no face drawn: mark a copy, the captured frame stays as it was
+                image = image.copy()
+            image = self.marker(image)
+            item.timings["mark"] = (time.perf_counter() - t_mark) * 1000
         t = time.perf_counter()
         info = FrameInfo(item.frame.seq, item.frame.t_capture, item.timings, item.faces,
                          source_image=item.frame.image)
@@ -372,7 +385,7 @@ class Pipeline:
             lat = np.array([(r[2] - r[1]) * 1000 for r in recent])
             info.latency_p50_ms, info.latency_p95_ms = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
         for sink in self.sinks:
-            sink.write(item.image, info)
+            sink.write(image, info)
         t_out = time.perf_counter()
         item.timings["output"] = (t_out - t) * 1000
         item.timings["capture"] = item.frame.read_ms

@@ -35,6 +35,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", default="rct", help="colour transfer of the merge (none/rct/lct/mkl)")
     parser.add_argument("--smoothing", default="on", help="landmark smoothing on/off")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
+    parser.add_argument("--mark", default="on",
+                        help="mark every output frame (label + watermark, stage 'mark') as `swapcam live` does: on/off")
     parser.add_argument("--provider", default=None, help="ONNX Runtime execution provider; unset = the best available here")
     parser.add_argument("--model-only-runs", type=int, default=100, help="session calls for the model-only throughput")
     parser.add_argument("--no-stamp", action="store_true",
@@ -95,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         if args.model and not Path(args.model).is_file():
             raise BenchError(f"model file not found: {args.model}")
         base = BenchConfig(model=args.model or "", smoothing=_parse_bool(args.smoothing), color=args.color,
-                           threads=args.threads, provider=args.provider)
+                           threads=args.threads, provider=args.provider, mark=_parse_bool(args.mark))
         configs = expand_configs(base, axes)
         options = BenchOptions(frames=args.frames, warmup=args.warmup, chunk=args.chunk, max_load=args.max_load,
                                stamp=not args.no_stamp, model_only_runs=args.model_only_runs,

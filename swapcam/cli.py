@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "live": ("swapcam.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
     "bench": ("swapcam.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
     "eval": ("swapcam.eval_cli", "measure swap quality: identity, pose/expression, stability"),
+    "verify": ("swapcam.verify_cli", "does a video or image carry swapcam's watermark? (model fingerprint, time)"),
 }
 
 

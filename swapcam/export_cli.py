@@ -12,7 +12,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the ONNX file to write (e.g. models/NAME.onnx)")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs/outputs stay float32)")
     p.add_argument("--identity", default=None, help="name of the identity the model shows (default: the run's)")
-    p.add_argument("--consent", default="not stated", help="the consent basis for showing this identity, recorded in the model")
+    p.add_argument("--consent", default=None, metavar="TEXT",
+                   help="REQUIRED: who consented to their face being shown by this model, to what, when (or the licence "
+                        "that allows it); recorded in the model and printed whenever it is used")
     p.add_argument("--credits", default="not stated",
                    help="authors, sources and licences of the training data (CC BY needs them), recorded in the model")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -24,9 +26,17 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from realtime.model_contract import ModelContractError
     from training.checkpoint import CheckpointError
-    from training.export import ExportError, ExportRequest, build_tensorrt_cache, export_checkpoint, require_tensorrt
+    from training.export import (
+        ExportError,
+        ExportRequest,
+        build_tensorrt_cache,
+        check_consent,
+        export_checkpoint,
+        require_tensorrt,
+    )
 
     try:
+        check_consent(args.consent)
         if args.trt_cache:
             require_tensorrt()  # before anything is written
         info = export_checkpoint(ExportRequest(

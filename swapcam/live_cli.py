@@ -58,6 +58,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-window-fallback", action="store_true",
                    help="with --sink vcam: fail instead of opening a window when no virtual camera exists")
     g.add_argument("--no-hud", action="store_true", help="start the window without the HUD (toggle with h)")
+    g.add_argument("--no-label", action="store_true",
+                   help="leave out the small 'AI-altered video' corner label. It is on by default so that people who "
+                        "see the output know it is synthetic; the invisible watermark stays either way (swapcam verify)")
     g.add_argument("--side-by-side", type=Path, default=None, metavar="PNG",
                    help="also write one still, input | swapped, to this PNG")
     g.add_argument("--side-by-side-frame", type=int, default=30, help="frame number of that still")
@@ -126,6 +129,20 @@ def _load_models(args) -> list:
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)
     return swappers
+
+
+def _announce_provenance(swappers: list) -> None:
+    """Print who each model shows and the consent it records; warn, naming it, where one is missing."""
+    from realtime.marking import provenance
+
+    for swapper in swappers:
+        record = provenance(swapper)
+        _say(record.describe())
+        missing = record.missing()
+        if missing:
+            print(f"swapcam live: warning: {record.path.name if record.path else 'this model'} records no "
+                  f"{' and no '.join(missing)} (a DeepFaceLab .dfm or a photo carries none): show a person's face "
+                  "only with their consent", file=sys.stderr, flush=True)
 
 
 def _open_source(args):
@@ -210,6 +227,21 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
     return sinks
 
 
+def _add_credentials(path: Path, swapper) -> None:
+    """Sign a written video with a C2PA manifest (made by swapcam, trained algorithmic media, the model)."""
+    from realtime.content_credentials import CredentialsUnavailable, sign_video
+    from realtime.marking import provenance
+
+    try:
+        sign_video(path, provenance(swapper))
+        _say(f"{path}: C2PA content credentials added (signed with this machine's self-signed certificate)")
+    except CredentialsUnavailable as exc:
+        _say(f"{path}: no C2PA content credentials: {exc}")
+    except Exception as exc:  # the video itself is finished and kept; only the manifest is missing
+        print(f"swapcam live: warning: {path}: C2PA signing failed ({type(exc).__name__}: {exc})",
+              file=sys.stderr, flush=True)
+
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -246,6 +278,7 @@ def main(args: argparse.Namespace) -> int:
         swappers = _load_models(args)
     except (FileNotFoundError, ModelContractError, ValueError) as exc:
         return _fail(str(exc))
+    _announce_provenance(swappers)
     try:
         source = _open_source(args)
     except SourceError as exc:
@@ -264,7 +297,13 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    pipeline = Pipeline(source, processor, sinks, split={"split": True, "serial": False}.get(args.pipelining))
+    from realtime.marking import OutputMarker
+
+    marker = OutputMarker.for_swappers(lambda: processor.swapper, label=not args.no_label)
+    _say("every output frame carries an invisible watermark naming the model (check with `swapcam verify FILE`)"
+         + ("" if args.no_label else " and a visible 'AI-altered video' label (--no-label removes it)"))
+    pipeline = Pipeline(source, processor, sinks, split={"split": True, "serial": False}.get(args.pipelining),
+                        marker=marker)
     if args.pipelining == "auto":
         _say(f"processing: {'split in two threads' if pipeline.split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")
@@ -279,6 +318,8 @@ def main(args: argparse.Namespace) -> int:
     for sink in sinks:
         if hasattr(sink, "path") and Path(sink.path).exists():
             _say(f"wrote {sink.path}")
+            if hasattr(sink, "codec"):  # a video file: add content credentials where they can be written
+                _add_credentials(Path(sink.path), processor.swapper)
     if args.stats_json:
         write_text(args.stats_json, json.dumps(stats.as_dict(), indent=2))
     if stats.errors:

@@ -88,6 +88,7 @@ def test_bench_on_a_short_clip_writes_every_field_and_a_readable_png(astronaut_v
             s = run["stages_ms"][stage]
             assert s["count"] == 30 and 0 <= s["p50"] <= s["p95"] <= s["p99"]
         assert run["stages_ms"]["swap"]["p50"] > 0 and run["stages_ms"]["landmarks"]["p50"] > 0
+        assert run["config"]["mark"] and run["stages_ms"]["mark"]["p50"] > 0  # output marking, as live runs it
         lat, e2e = run["latency_ms"], run["e2e_latency_ms"]
         assert e2e["count"] == 30 and run["e2e_unreadable_frames"] == 0
         assert e2e["p50"] >= run["stages_ms"]["swap"]["p50"]  # latency includes at least the swap
@@ -103,6 +104,7 @@ def test_bench_on_a_short_clip_writes_every_field_and_a_readable_png(astronaut_v
     assert png is not None and png.shape[0] > 300 and png.shape[1] > 800
     table = (out / "bench.md").read_text()
     assert "| 30fps | CPU |" in table and "| fast | CPU |" in table and "Machine:" in table
+    assert "mark ms (p50)" in table
     assert "pipeline / model-only" in capsys.readouterr().out
 
 

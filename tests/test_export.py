@@ -18,6 +18,8 @@ from training.checkpoint import load_checkpoint
 from training.dataset import AugmentConfig, PairDataset, open_facesets
 from training.export import ExportError, ExportRequest, SwapGraph, export_checkpoint, tensorrt_available
 
+CONSENT = ["--consent", "test image, public domain"]
+
 FP16_BOUND = 5e-3  # measured max |fp16 - fp32| ~3e-4 on these faces; bound with margin
 
 
@@ -74,7 +76,7 @@ def test_fp32_parity_with_torch(exported_model, trained_run):
 
 def test_fp16_export_halves_the_file_and_stays_close(exported_model, trained_run, tmp_path):
     out = tmp_path / "astronaut16.onnx"
-    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--fp16"]) == 0
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--fp16", *CONSENT]) == 0
     info = read_model_info(out)
     assert info.metadata["swapcam.architecture"].endswith(":fp16")
     assert out.stat().st_size < 0.6 * exported_model.stat().st_size
@@ -88,30 +90,42 @@ def test_fp16_export_halves_the_file_and_stays_close(exported_model, trained_run
 def test_existing_output_is_refused_unless_forced(trained_run, tmp_path, capsys):
     out = tmp_path / "m.onnx"
     out.write_bytes(b"precious")
-    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out)]) == 2
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), *CONSENT]) == 2
     assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
-    assert swapcam(["export", str(trained_run.out), "--out", str(out), "--force", "--identity", "Eileen"]) == 0
+    assert swapcam(["export", str(trained_run.out), "--out", str(out), "--force", "--identity", "Eileen", *CONSENT]) == 0
     assert read_model_info(out).identity == "Eileen"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temp file left
 
 
 def test_missing_or_corrupt_checkpoint_is_refused(tmp_path, capsys):
-    assert swapcam(["export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "a.onnx")]) == 2
+    assert swapcam(["export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "a.onnx"), *CONSENT]) == 2
     assert "not found" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(Exception, match="not a readable swapcam checkpoint"):
-        export_checkpoint(ExportRequest(checkpoint=bad, out=tmp_path / "b.onnx"))
+        export_checkpoint(ExportRequest(checkpoint=bad, out=tmp_path / "b.onnx", consent="test"))
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp"))
 
 
 def test_out_must_be_onnx(trained_run, tmp_path):
     with pytest.raises(ExportError, match=".onnx"):
-        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=tmp_path / "m.dfm"))
+        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=tmp_path / "m.dfm", consent="test"))
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT present: the cache is built instead")
 def test_tensorrt_cache_without_tensorrt_is_a_clear_error(trained_run, tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--trt-cache"]) == 2
+    assert swapcam(["export", str(trained_run.checkpoint), "--out", str(out), "--trt-cache", *CONSENT]) == 2
     assert "TensorRT" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("consent", [None, "", "   ", "not stated"])
+def test_export_without_consent_is_refused_and_says_why(trained_run, tmp_path, capsys, consent):
+    out = tmp_path / "m.onnx"
+    args = ["export", str(trained_run.checkpoint), "--out", str(out)] + ([] if consent is None else ["--consent", consent])
+    assert swapcam(args) == 2
+    err = capsys.readouterr().err
+    assert "--consent TEXT is required" in err and "real person's face" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(ExportError, match="consent"):
+        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=out))

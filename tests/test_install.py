@@ -30,7 +30,7 @@ def test_exactly_one_onnxruntime_distribution():
 
 def test_swapcam_command_lists_its_subcommands():
     out = subprocess.run([sys.executable, "-m", "swapcam", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("extract", "train", "export", "live", "bench", "eval"):
+    for command in ("extract", "train", "export", "live", "bench", "eval", "verify"):
         assert f"  {command}" in out
     bad = subprocess.run([sys.executable, "-m", "swapcam", "frobnicate"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown command" in bad.stderr

@@ -112,17 +112,35 @@ class ExportRequest:
     out: Path
     fp16: bool = False
     identity: str | None = None
-    consent: str = "not stated"
+    consent: str = ""  # required: ``check_consent`` refuses an empty record
     data_credits: str = "not stated"
     force: bool = False
 
 
+NO_CONSENT = ("", "not stated", "none", "n/a", "unknown")
+
+
+def check_consent(consent: str | None) -> str:
+    """The consent record, stripped; ExportError, saying why it is needed, when there is none."""
+    text = (consent or "").strip()
+    if text.lower() in NO_CONSENT:
+        raise ExportError(
+            "--consent TEXT is required: a model shows a real person's face, so it must record who consented to "
+            "that and to what (or the licence that allows it), e.g. --consent \"Jane Doe, written consent of "
+            "2025-03-01 for video calls with her team\". It is stored in the model and printed whenever it is used")
+    return text
+
+
 def export_checkpoint(req: ExportRequest) -> ModelInfo:
-    """Export ``req.checkpoint`` to ``req.out`` atomically and return the validated ModelInfo."""
+    """Export ``req.checkpoint`` to ``req.out`` atomically and return the validated ModelInfo.
+
+    Refuses (ExportError) a request without a consent record, before anything is read or written.
+    """
     import onnx
 
     from training.checkpoint import load_checkpoint
 
+    consent = check_consent(req.consent)
     out = Path(req.out)
     if out.exists() and not req.force:
         raise ExportError(f"{out} exists; refusing to overwrite it (pass --force, or choose another --out)")
@@ -135,7 +153,7 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
     metadata = build_metadata(
         face_type=run["face_type"], resolution=cfg.resolution, identity=identity,
         architecture=f"{cfg.arch}:{cfg.preset}" + (":fp16" if req.fp16 else ""),
-        training_steps=ckpt.step, training_data=run.get("training_data", []), consent=req.consent,
+        training_steps=ckpt.step, training_data=run.get("training_data", []), consent=consent,
         data_credits=req.data_credits,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )

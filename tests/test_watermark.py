@@ -1,0 +1,98 @@
+"""The output watermark: payload and code, embedding cost and quality, detection after what calls do to video.
+
+The robustness tests are the short version of ``python -m measure.watermark_bench``: a 2-second 720p clip of
+the built-in demo source (the package-shipped astronaut), marked, encoded with the ffmpeg of imageio-ffmpeg
+(libx264 CRF 28), decoded, detected as one window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import cv2
+import numpy as np
+import pytest
+
+from measure.watermark_bench import brightness, crop, h264_roundtrip, load_clip, psnr, to_720p
+from measure.watermark_detect import Z_THRESHOLD, detect_frames, viterbi_decode
+from realtime.watermark import CODED_BITS, MESSAGE_BITS, Payload, Watermarker, conv_encode
+
+PAYLOAD = Payload.now(bytes.fromhex("5ca1ab1e"), dt.datetime(2026, 3, 14, 15, 9, tzinfo=dt.timezone.utc))
+
+
+def test_payload_round_trips_and_its_checksum_catches_a_flipped_bit():
+    bits = PAYLOAD.message_bits()
+    assert bits.shape == (MESSAGE_BITS,) and MESSAGE_BITS >= 48 + 16
+    back = Payload.from_message_bits(bits)
+    assert back == PAYLOAD and back.fingerprint.hex() == "5ca1ab1e"
+    assert back.time == dt.datetime(2026, 3, 14, 15, tzinfo=dt.timezone.utc)
+    for i in (0, 10, 40, MESSAGE_BITS - 1):
+        flipped = bits.copy()
+        flipped[i] ^= 1
+        assert Payload.from_message_bits(flipped) is None, i
+
+
+def test_convolutional_code_corrects_noisy_soft_bits():
+    coded = conv_encode(PAYLOAD.message_bits())
+    assert coded.shape == (CODED_BITS,)
+    rng = np.random.default_rng(7)
+    soft = (1.0 - 2.0 * coded) + rng.normal(0.0, 0.9, CODED_BITS)  # ~13% of hard decisions wrong
+    assert np.mean((soft < 0) != coded) > 0.05
+    assert Payload.from_message_bits(viterbi_decode(soft)) == PAYLOAD
+
+
+def test_embedding_is_in_place_faint_and_found_in_one_still(astronaut):
+    frame = to_720p(astronaut)
+    marked = frame.copy()
+    out = Watermarker(PAYLOAD).embed(marked)
+    assert out is marked
+    assert psnr(marked, frame) >= 40.0
+    assert int(np.abs(marked.astype(int) - frame).max()) <= 2
+    det = detect_frames([marked])
+    assert det.found and det.payload == PAYLOAD and det.z >= Z_THRESHOLD
+    assert not detect_frames([frame]).found
+
+
+def test_unmarked_package_faces_raise_no_alarm(astronaut, grace_hopper):
+    for image in (astronaut, grace_hopper, to_720p(astronaut), cv2.resize(grace_hopper, (640, 360))):
+        assert not detect_frames([image]).found
+
+
+@pytest.fixture(scope="module")
+def demo_clip():
+    """2 seconds of the demo source at 1280x720 (frames, fps), unmarked and marked."""
+    frames, fps, _ = load_clip("demo", 2.0)
+    marker = Watermarker(PAYLOAD)
+    return frames, [marker.embed(f.copy()) for f in frames], fps
+
+
+@pytest.mark.parametrize("attack", ["h264", "360p", "crop", "brighter", "darker"])
+def test_marked_clip_is_read_after_what_calls_and_streams_do(demo_clip, attack):
+    _, marked, fps = demo_clip
+    attacked = {
+        "h264": lambda: h264_roundtrip(marked, fps),
+        "360p": lambda: h264_roundtrip(marked, fps, size=(640, 360)),
+        "crop": lambda: h264_roundtrip(crop(marked), fps),
+        "brighter": lambda: h264_roundtrip(brightness(marked, 1.1), fps),
+        "darker": lambda: h264_roundtrip(brightness(marked, 0.9), fps),
+    }[attack]()
+    assert len(attacked) == len(marked)
+    if attack == "360p":
+        assert attacked[0].shape[:2] == (360, 640)
+    det = detect_frames(attacked)
+    assert det.found and det.payload == PAYLOAD, det
+
+
+def test_unmarked_clip_after_h264_is_not_found(demo_clip):
+    frames, _, fps = demo_clip
+    det = detect_frames(h264_roundtrip(frames, fps))
+    assert not det.found and det.z < Z_THRESHOLD
+
+
+def test_unmarked_shared_stills_raise_no_alarm():
+    from tests.fixtures.faces import shared_path
+
+    folder = shared_path("stills/london")
+    paths = sorted(folder.glob("*.jpg"))[::4]  # every 4th of 140: neutral and smiling, many sitters
+    found = [p.name for p in paths if detect_frames([cv2.imread(str(p))]).found]
+    assert len(paths) >= 30 and found == []
