@@ -169,7 +169,7 @@ def pack(src: str, dst: str, out: Path, settings: dict, resume: str | None = Non
     budget = max_faceset_mb * 1e6
     sizes = {role: sum((fs.path / r.file).stat().st_size for r in fs.records) for role, fs in
              (("src", src_fs), ("dst", dst_fs))}
-    keep_every = max(1, math.ceil(sum(sizes.values()) * 1.05 / budget))
+    keep_every = max(1, math.ceil(sum(sizes.values()) / budget))
     while True:
         members = (_faceset_members(src_fs, names["src"], keep_every) + _faceset_members(dst_fs, names["dst"], keep_every))
         archive_bytes = sum(len(d) + 1024 for _, d in members)
