@@ -320,6 +320,9 @@ OPS: dict[str, Callable] = {
     "Tile": lambda i, a: i[0].repeat(_ints(i[1])),
 }
 _SPECIAL = {"Constant", "Cast", "CastLike", "ConstantOfShape"}  # handled in OnnxModule (need dtypes)
+# Inputs read on the host (scales, sizes, bounds): their constants stay CPU float32 tensors, so the
+# forward never reads a GPU value (a read would synchronise and break CUDA graph capture).
+_HOST_INPUTS = {("Resize", 1), ("Resize", 2), ("Resize", 3), ("Upsample", 1), ("Clip", 1), ("Clip", 2), ("Pad", 2)}
 
 
 def _attrs(node) -> dict:
@@ -343,7 +346,8 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 class OnnxModule(nn.Module):
     """An ONNX graph evaluated with torch operations. Float constants are buffers (they follow
-    ``.to(device, dtype)``); integer constants stay CPU tensors (shapes, axes, indices)."""
+    ``.to(device, dtype)``); integer constants and the float constants read on the host (Resize
+    scales, Clip bounds) stay CPU tensors."""
 
     def __init__(self, graph, opset: int) -> None:
         super().__init__()
@@ -353,7 +357,9 @@ class OnnxModule(nn.Module):
         self.input_names = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
         self.output_names = [o.name for o in graph.output]
         self._slots: dict[str, str] = {}  # value name -> buffer attribute name (float constants)
-        self._int_constants: dict[str, torch.Tensor] = {}
+        self._host_constants: dict[str, torch.Tensor] = {}
+        self._host_names = {name for node in graph.node for i, name in enumerate(node.input)
+                            if (node.op_type, i) in _HOST_INPUTS}
         unsupported = sorted({n.op_type for n in graph.node if n.op_type not in OPS and n.op_type not in _SPECIAL})
         if unsupported:
             raise ModelContractError(f"the torch runner does not implement the ONNX operator(s) {', '.join(unsupported)}; "
@@ -384,22 +390,22 @@ class OnnxModule(nn.Module):
 
     # constants ---------------------------------------------------------------------------------
     def _is_constant(self, name: str) -> bool:
-        return name in self._slots or name in self._int_constants
+        return name in self._slots or name in self._host_constants
 
     def _constant(self, name: str):
         if name == "":
             return None
         if name in self._slots:
             return getattr(self, self._slots[name])
-        return self._int_constants[name]
+        return self._host_constants[name]
 
     def _set_constant(self, name: str, value: torch.Tensor) -> None:
-        if value.is_floating_point():
+        if value.is_floating_point() and name not in self._host_names:
             slot = f"c{len(self._slots)}"
             self.register_buffer(slot, value.float() if value.dtype == torch.float64 else value, persistent=True)
             self._slots[name] = slot
         else:
-            self._int_constants[name] = value
+            self._host_constants[name] = value.float() if value.dtype == torch.float64 else value
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -442,7 +448,7 @@ class OnnxModule(nn.Module):
         env: dict[str, torch.Tensor | None] = dict(zip(self.input_names, inputs))
         for name, slot in self._slots.items():
             env[name] = getattr(self, slot)
-        env.update(self._int_constants)
+        env.update(self._host_constants)
         env[""] = None
         for op, names_in, names_out, attrs in self.nodes:
             values = self._evaluate(op, [env[n] for n in names_in], attrs)

@@ -138,3 +138,16 @@ def test_live_runs_with_provider_torch(tmp_path, exported_model, astronaut_video
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     assert "runs on torch" in res.stdout and "cpu, float32" in res.stdout
+
+
+@pytest.mark.parametrize("preset", ["lite", "df", "liae"])
+def test_forward_reads_no_device_value_so_cuda_graphs_can_capture_it(preset, tmp_path):
+    """On the meta device any read of a tensor's value fails: the whole forward runs there in fp16,
+    so it never waits on a GPU value (Resize scales and other host-read constants stay on the CPU)."""
+    torch.manual_seed(0)
+    path = tmp_path / f"{preset}.onnx"
+    export_onnx_graph(FaceSwapModel(make_config(preset, 64)).eval(), path, fp16=True)
+    module = OnnxModule.load(path).to("meta", torch.float16)
+    outs = module(torch.empty((3, 64, 64, 3), device="meta", dtype=torch.float16))
+    assert [tuple(o.shape) for o in outs] == [(3, 64, 64, 1), (3, 64, 64, 3), (3, 64, 64, 1)]
+    assert all(o.dtype == torch.float16 for o in outs)
