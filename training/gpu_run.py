@@ -292,7 +292,10 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
     if compile:
         import torch._dynamo
 
-        torch._dynamo.config.suppress_errors = True  # a graph dynamo cannot compile runs eagerly, not fails
+        try:  # a graph dynamo cannot compile runs eagerly instead of failing the run
+            torch._dynamo.config.suppress_errors = True
+        except AttributeError:
+            _say("this torch has no torch._dynamo.config.suppress_errors; a compile error will stop the run")
     figures: dict = {"device": datasheet_peak_tflops(device)[1], "torch": torch.__version__, "cuda": cuda,
                      "python": sys.version.split()[0], "plan": plan, "bench": []}
     t = time.monotonic()
