@@ -21,8 +21,8 @@ version-matching pain this path exists to avoid. The operators are one line of t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

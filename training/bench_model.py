@@ -201,15 +201,17 @@ def format_step_figures(f: dict) -> str:
     """One readable block of ``step_figures``' result."""
     pct = lambda v: "n/a" if v is None else f"{v * 100:.1f}%"  # noqa: E731
     split = ", ".join(f"{k} {v:.2f}" for k, v in f["split_ms_median"].items())
-    lines = [f"{f['preset']} {f['resolution']} px, batch {f['batch_size']} on {f['device']} (torch {f['torch']}, amp "
-             f"{f['amp']}, compile {f['compile']}, batches made on the {f['batches_made_on']}):",
-             f"  {f['samples_per_s']:.1f} samples/s ({f['step_ms']:.2f} ms/step over {f['steps']} steps after "
-             f"{f['warmup_steps']} warm-up in {f['warmup_s']:.1f} s)",
-             f"  step split, median ms: {split}",
-             f"  model {f['model_gflops_per_sample']:.3f} GFLOP/sample/step (+ losses {f['loss_gflops_per_sample']:.3f}); "
-             f"MFU {pct(f['mfu_datasheet'])} of the datasheet bf16 peak "
-             f"({f['peak_tflops_datasheet_bf16'] or 'unknown'} TFLOP/s), {pct(f['mfu_measured_matmul'])} of a measured "
-             f"matrix product ({f['peak_tflops_measured_matmul']:.3g} TFLOP/s)"]
+    lines = [
+        (f"{f['preset']} {f['resolution']} px, batch {f['batch_size']} on {f['device']} (torch {f['torch']}, amp "
+         f"{f['amp']}, compile {f['compile']}, batches made on the {f['batches_made_on']}):"),
+        (f"  {f['samples_per_s']:.1f} samples/s ({f['step_ms']:.2f} ms/step over {f['steps']} steps after "
+         f"{f['warmup_steps']} warm-up in {f['warmup_s']:.1f} s)"),
+        f"  step split, median ms: {split}",
+        (f"  model {f['model_gflops_per_sample']:.3f} GFLOP/sample/step (+ losses {f['loss_gflops_per_sample']:.3f}); "
+         f"MFU {pct(f['mfu_datasheet'])} of the datasheet bf16 peak "
+         f"({f['peak_tflops_datasheet_bf16'] or 'unknown'} TFLOP/s), {pct(f['mfu_measured_matmul'])} of a measured "
+         f"matrix product ({f['peak_tflops_measured_matmul']:.3g} TFLOP/s)"),
+    ]
     if f.get("goal"):
         g = f["goal"]
         lines.append(f"  goal {g['figure']} >= {g['target']:g}: {'met' if g['met'] else 'NOT met'}")

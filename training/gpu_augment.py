@@ -279,5 +279,17 @@ class DeviceBatches:
         return batch
 
 
-__all__ = ["DeviceFaceset", "DeviceBatches", "augment", "rct", "hsv_jitter", "bgr_to_hsv", "hsv_to_bgr",
-           "bgr_to_lab", "lab_to_bgr", "random_affine", "random_warp_maps", "step_seed"]
+__all__ = [
+    "DeviceBatches",
+    "DeviceFaceset",
+    "augment",
+    "bgr_to_hsv",
+    "bgr_to_lab",
+    "hsv_jitter",
+    "hsv_to_bgr",
+    "lab_to_bgr",
+    "random_affine",
+    "random_warp_maps",
+    "rct",
+    "step_seed",
+]

@@ -271,11 +271,10 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
 
     from training.bench_model import step_figures
     from training.checkpoint import load_checkpoint
-    from training.dataset import open_facesets
+    from training.dataset import AugmentConfig, PairDataset, open_facesets
     from training.losses import LossWeights
     from training.model import FaceSwapModel
     from training.perf import datasheet_peak_tflops, measured_matmul_tflops, mfu, training_step_flops
-    from training.dataset import AugmentConfig, PairDataset
     from training.trainer import TrainConfig, train
 
     t_start = time.monotonic()
@@ -326,8 +325,9 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
     flops = training_step_flops(FaceSwapModel(model_cfg).to(memory_format=torch.channels_last), counted,
                                 LossWeights(), cfg.batch_size)
     t = time.monotonic()
-    _say(f"training {model_cfg.preset} {model_cfg.resolution} px, batch {cfg.batch_size}, "
-         f"{'%g minutes' % minutes if minutes else '%d steps' % steps} on {figures['device']} (compile {compile})")
+    length = f"{minutes:g} minutes" if minutes else f"{steps} steps"
+    _say(f"training {model_cfg.preset} {model_cfg.resolution} px, batch {cfg.batch_size}, {length} on "
+         f"{figures['device']} (compile {compile})")
     result = train(cfg)
     phases["train_s"] = time.monotonic() - t
     peak, _ = datasheet_peak_tflops(device)
@@ -357,7 +357,7 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
     from realtime.atomic_files import write_text
 
     write_text(out / "figures.json", json.dumps(figures, indent=2, default=str))
-    pct = lambda v: "n/a" if v is None else f"{v * 100:.1f}%"  # noqa: E731
+    pct = lambda v: "n/a" if v is None else f"{v * 100:.1f}%"
     _say(f"{figures['steps']} steps in {result.seconds:.0f} s: {overall:.1f} samples/s overall, "
          f"{(steady or float('nan')):.1f} steady; MFU {pct(figures['mfu_datasheet'])} (datasheet), "
          f"{pct(figures['mfu_measured_matmul'])} (measured matmul); last loss {result.last_losses.get('total', float('nan')):.4f}")
