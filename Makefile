@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(ORT)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install live test test-fast bench demo-model clean
+.PHONY: install live test test-fast bench demo-model demo-facesets gpu-train gpu-bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,15 +41,39 @@ DEMO_IDENTITY := GRID corpus speaker s1
 DEMO_CONSENT := GRID audiovisual sentence corpus, published for research under CC BY 4.0 (Cooke, Barker, Cunningham, Shao 2006, doi:10.5281/zenodo.3625687); no individual consent to face swapping was recorded beyond that licence
 DEMO_CREDITS := src: GRID corpus speaker s1, CC BY 4.0, Cooke et al. (2006) JASA 120(5):2421-2424, doi:10.5281/zenodo.3625687 (clips joined, audio dropped). dst: GRID speaker s4 (same licence); Face Research Lab London Set, CC BY 4.0, DeBruine & Jones (2017) doi:10.6084/m9.figshare.5047666 (resized); webmorphR.stim Lisa stills, CC BY 4.0, Lisa DeBruine (resized); helmet selfie video, CC BY 2.0, (c) 2012 Aaron Tang (Flickr 7484448042), rotated by the OpenMPF project
 
-demo-model: install
+# The demo model's facesets (extraction resumes, so a second run only checks them).
+$(WORK)/fs_grid_s1/faceset.jsonl: | install
 	$(BIN)/swapcam extract $(SHARED)/video/grid_s1.mp4 --out $(WORK)/fs_grid_s1 --size 128
+
+$(WORK)/fs_dst_mix/faceset.jsonl: | install
 	$(BIN)/swapcam extract $(SHARED)/stills/london $(SHARED)/stills/lisa $(SHARED)/video/helmet_selfie.mp4 \
 		--out $(WORK)/fs_dst_mix --size 128 --max-faces 1
 	$(BIN)/swapcam extract $(SHARED)/video/grid_s4.mp4 --out $(WORK)/fs_dst_mix --size 128 --every-nth 5
+
+demo-facesets: $(WORK)/fs_grid_s1/faceset.jsonl $(WORK)/fs_dst_mix/faceset.jsonl
+
+demo-model: install demo-facesets
 	$(BIN)/swapcam train --src $(WORK)/fs_grid_s1 --dst $(WORK)/fs_dst_mix --out $(WORK)/demo_run --preset lite \
 		--batch-size 16 --lr 3e-4 --threads 2 --minutes $(DEMO_MINUTES) --identity "$(DEMO_IDENTITY)"
 	$(BIN)/swapcam export $(WORK)/demo_run --out models/demo.onnx --fp16 --force --identity "$(DEMO_IDENTITY)" \
 		--consent "$(DEMO_CONSENT)" --credits "$(DEMO_CREDITS)"
+
+# GPU runs, in two halves (README, "GPU"). Here: pack what the GPU machine needs into ignored folders
+# and print the command to run there. GPU_SRC/GPU_DST: facesets (default: the demo recipe's);
+# GPU_RESUME: a run folder to continue; GPU_MINUTES: training minutes; GPU_BENCH: presets timed first.
+GPU_SRC ?= $(WORK)/fs_grid_s1
+GPU_DST ?= $(WORK)/fs_dst_mix
+GPU_RESUME ?=
+GPU_MINUTES ?= 6
+GPU_BENCH ?= df:256:64
+GPU_TRAIN_ARGS ?= --preset lite --batch-size 256 --lr 3e-4 --identity "$(DEMO_IDENTITY)"
+
+gpu-train: install $(GPU_SRC)/faceset.jsonl $(GPU_DST)/faceset.jsonl
+	$(BIN)/python -m training.gpu_run pack --src $(GPU_SRC) --dst $(GPU_DST) --out .gpu/train $(GPU_TRAIN_ARGS) \
+		--minutes $(GPU_MINUTES) --bench "$(GPU_BENCH)" $(if $(GPU_RESUME),--resume $(GPU_RESUME))
+
+gpu-bench: install
+	$(BIN)/python -m measure.gpu_bench pack --wheels .whl
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -32,7 +32,7 @@ COMPARE_KEYS = {
     "smoothing": "landmark smoothing on/off",
     "color": "colour transfer: none/rct/lct/mkl",
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
-    "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider",
+    "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider, or torch",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
 }

@@ -3,7 +3,9 @@
 ``FaceSwapper(path)`` validates the file with ``read_model_info`` (clear errors for missing,
 not-ONNX and contract-breaking files), makes the ONNX Runtime session with the best providers this
 machine has (TensorRT, CUDA, CoreML, DirectML, CPU, in that order), and ``prepare()`` warms it up.
-``get(faces)`` swaps a batch of aligned faces in one call.
+``get(faces)`` swaps a batch of aligned faces in one call. Provider ``torch`` runs the same file with
+torch instead (``realtime.torch_runner``); it is also chosen on its own where CUDA torch is present
+and onnxruntime has no GPU provider, or has one that fails to start.
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ def best_providers(requested: list[str] | None = None) -> list[str]:
             raise ValueError(f"execution providers {missing} are not available here; available: {available}")
         return list(requested)
     return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+
+
+def wants_torch(requested: list[str] | None) -> bool:
+    """Whether to run on torch: asked for (``torch``), or nothing asked and onnxruntime offers no GPU
+    provider while a CUDA build of torch sees a GPU (onnxruntime-gpu stays first where installed)."""
+    from realtime.torch_runner import TORCH_PROVIDER, cuda_torch_available
+
+    if requested:
+        if TORCH_PROVIDER in requested and len(requested) > 1:
+            raise ValueError(f"provider {TORCH_PROVIDER!r} runs alone; it cannot be combined with {requested}")
+        return requested == [TORCH_PROVIDER]
+    import onnxruntime as ort
+
+    return not any(p in _GPU_PROVIDERS for p in ort.get_available_providers()) and cuda_torch_available()
 
 
 def tensorrt_cache_dir(model_path: str | Path) -> Path:
@@ -107,6 +123,18 @@ class SwapResult:
     celeb_mask: np.ndarray
 
 
+def _declared_inputs(path: Path) -> dict[str, tuple[str, list]]:
+    """Input name -> (ORT-style type string, dims) as the ONNX file declares them (no session needed)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    names = {onnx.TensorProto.FLOAT16: "tensor(float16)"}
+    return {i.name: (names.get(i.type.tensor_type.elem_type, "tensor(float)"),
+                     [d.dim_value if d.HasField("dim_value") else d.dim_param for d in i.type.tensor_type.shape.dim])
+            for i in graph.input if i.name not in initializers}
+
+
 class FaceSwapper:
     """One DFM-contract model: aligned BGR uint8 faces in, swapped faces and masks out.
 
@@ -117,17 +145,38 @@ class FaceSwapper:
     def __init__(self, path: str | Path, *, face_type: str | None = None, providers: list[str] | None = None,
                  morph_value: float = DEFAULT_MORPH_VALUE, threads: int = 0) -> None:
         self.info: ModelInfo = read_model_info(path, face_type=face_type)
-        self.session = create_session(self.info.path, providers, threads)
-        self.providers: list[str] = self.session.get_providers()
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        self.input_dtype = np.float16 if inputs[INPUT_NAME].type == "tensor(float16)" else np.float32
+        self.session, self.torch_runner, self.fallback_note = None, None, ""
+        if not wants_torch(providers):
+            self.session = create_session(self.info.path, providers, threads)
+            asked = best_providers(providers)
+            if not providers and any(p in _GPU_PROVIDERS for p in asked) and \
+                    not any(p in _GPU_PROVIDERS for p in self.session.get_providers()):
+                from realtime.torch_runner import cuda_torch_available
+
+                if cuda_torch_available():  # onnxruntime-gpu installed but its CUDA/cuDNN did not load
+                    self.session = None
+                    self.fallback_note = f" (onnxruntime could not start {', '.join(p for p in asked if p in _GPU_PROVIDERS)} here)"
+        if self.session is None:
+            from realtime.torch_runner import TORCH_PROVIDER, TorchRunner
+
+            if self.info.has_prior_input:
+                raise ModelContractError(f"{self.info.path}: reference-prior models run with ONNX Runtime only; "
+                                         "choose an ONNX Runtime provider (e.g. --providers CPUExecutionProvider)")
+            self.torch_runner = TorchRunner(self.info.path, threads=threads, morph_value=morph_value)
+            self.providers = [TORCH_PROVIDER]
+            self.device = self.torch_runner.device.type
+        else:
+            self.providers: list[str] = self.session.get_providers()
+            self.device = next((_GPU_PROVIDERS[p] for p in self.providers if p in _GPU_PROVIDERS), "cpu")
+        inputs = _declared_inputs(self.info.path) if self.session is None else {
+            i.name: (i.type, i.shape) for i in self.session.get_inputs()}
+        self.input_dtype = np.float16 if inputs[INPUT_NAME][0] == "tensor(float16)" else np.float32
         self._morph = None
         if MORPH_INPUT_NAME in inputs:
-            morph_dtype = np.float16 if inputs[MORPH_INPUT_NAME].type == "tensor(float16)" else np.float32
+            morph_dtype = np.float16 if inputs[MORPH_INPUT_NAME][0] == "tensor(float16)" else np.float32
             self._morph = np.array([morph_value], morph_dtype)
-        batch_dim = inputs[INPUT_NAME].shape[0]
+        batch_dim = inputs[INPUT_NAME][1][0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
-        self.device = next((_GPU_PROVIDERS[p] for p in self.providers if p in _GPU_PROVIDERS), "cpu")
         self._buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
         self._prior_buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
         self._prior = None
@@ -155,14 +204,18 @@ class FaceSwapper:
         return self.info.path.name
 
     def describe(self) -> str:
+        runs_on = (f"runs on {self.torch_runner.describe()}{self.fallback_note}" if self.torch_runner is not None
+                   else f"ONNX Runtime providers in use: {', '.join(self.providers)}")
         return (f"model {self.info.path} (identity {self.info.identity!r}, {self.resolution} px, {self.face_type}, "
-                f"{np.dtype(self.input_dtype).name} input); ONNX Runtime providers in use: {', '.join(self.providers)}")
+                f"{np.dtype(self.input_dtype).name} input); {runs_on}")
 
     def prepare(self, warmup_runs: int = 2) -> FaceSwapper:
         """Warm the session up (first runs allocate and, on GPUs, compile) so the first frame is not slow."""
         faces = np.full((1, self.resolution, self.resolution, 3), 128, np.uint8)
         meshes = self._prior.warp.ref_points[None] if self._prior is not None else None
         t = time.perf_counter()
+        if self.torch_runner is not None:
+            self.torch_runner.prepare(self.resolution)  # CUDA graphs for 1..4 faces, captured now
         for _ in range(max(1, warmup_runs)):
             self.get(faces, meshes)
         self.warmup_ms = (time.perf_counter() - t) * 1000
@@ -203,15 +256,18 @@ class FaceSwapper:
         if self.fixed_batch and len(faces) != self.fixed_batch:
             parts = [self.get(faces[i:i + 1], None if meshes is None else meshes[i:i + 1]) for i in range(len(faces))]
             return SwapResult(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("face_mask", "face", "celeb_mask")))
-        feeds = {INPUT_NAME: self._input(faces)}
-        if self._morph is not None:
-            feeds[MORPH_INPUT_NAME] = self._morph
-        if self._prior is not None:
-            feeds[PRIOR_INPUT_NAME] = self._prior_input(meshes, len(faces))
-        if self.device != "cpu":
-            outputs = self._run_bound(feeds)
+        if self.torch_runner is not None:
+            outputs = self.torch_runner.run(faces)
         else:
-            outputs = self.session.run(list(OUTPUT_NAMES), feeds)
+            feeds = {INPUT_NAME: self._input(faces)}
+            if self._morph is not None:
+                feeds[MORPH_INPUT_NAME] = self._morph
+            if self._prior is not None:
+                feeds[PRIOR_INPUT_NAME] = self._prior_input(meshes, len(faces))
+            if self.device != "cpu":
+                outputs = self._run_bound(feeds)
+            else:
+                outputs = self.session.run(list(OUTPUT_NAMES), feeds)
         face_mask, face, celeb_mask = (np.asarray(o, np.float32) for o in outputs)
         return SwapResult(face_mask.reshape(len(faces), r, r), face.reshape(len(faces), r, r, 3),
                           celeb_mask.reshape(len(faces), r, r))

@@ -37,7 +37,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
     parser.add_argument("--mark", default="on",
                         help="mark every output frame (label + watermark, stage 'mark') as `swapcam live` does: on/off")
-    parser.add_argument("--provider", default=None, help="ONNX Runtime execution provider; unset = the best available here")
+    parser.add_argument("--provider", default=None,
+                        help="ONNX Runtime execution provider, or 'torch' (the model run by torch, CUDA where present); "
+                             "unset = the best available here")
     parser.add_argument("--model-only-runs", type=int, default=100, help="session calls for the model-only throughput")
     parser.add_argument("--no-stamp", action="store_true",
                         help="skip the pixel-stamped end-to-end latency (then latency comes from the pipeline's clocks)")

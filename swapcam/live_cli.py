@@ -30,8 +30,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})"
                         "%(default).0s")
     g.add_argument("--face-type", default=None, help="override the model's face type (bare .dfm files: whole_face)")
-    g.add_argument("--providers", default=None,
-                   help="comma-separated ONNX Runtime providers to use instead of the best available ones")
+    g.add_argument("--providers", "--provider", default=None,
+                   help="comma-separated ONNX Runtime providers to use instead of the best available ones, or "
+                        "'torch' to run the model with torch (CUDA where present: no onnxruntime-gpu needed)")
     g.add_argument("--morph", type=float, default=0.75, help="morph_value fed to DeepFaceLab AMP models")
 
     g = parser.add_argument_group("source")

@@ -38,7 +38,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (weights and augmentation)")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); always off on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; slow to start)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model and its losses (CUDA; slow to start)")
+    p.add_argument("--augment-on", default="auto", choices=["auto", "device", "loader"],
+                   help="where batches are made: device = facesets decoded once onto the GPU and augmented there; "
+                        "loader = DataLoader workers on the CPU; auto = device on CUDA, else loader")
     p.add_argument("--no-eyes-mouth-priority", action="store_true", help="do not weight the eyes and mouth more")
     p.add_argument("--gan-power", type=float, default=0.0, help="weight of the patch-GAN term (0: off; DeepFaceLab uses ~0.1 late in training)")
     p.add_argument("--flip", action="store_true", help="random horizontal flips (for faces seen from one side only)")
@@ -60,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, clip_grad=args.clip_grad,
         steps=args.steps, minutes=args.minutes, save_minutes=args.save_minutes, preview_every=args.preview_every,
         log_every=args.log_every, workers=args.workers, threads=args.threads, seed=args.seed, amp=args.amp, compile=args.compile,
+        augment_on=args.augment_on,
         eyes_mouth_priority=not args.no_eyes_mouth_priority, gan_power=args.gan_power, flip=args.flip,
         random_warp=not args.no_random_warp, color_transfer=args.color_transfer, identity=args.identity,
         progress=not args.no_progress, tensorboard=not args.no_tensorboard,

@@ -251,3 +251,32 @@ def test_augmented_samples_differ_from_targets_only_by_warp(astronaut_faceset, g
     again = PairDataset(src, dst, 128, AugmentConfig(), seed=3)[5]  # a sample is a function of (seed, index)
     assert torch.equal(again["src_input"], warped["src_input"])
     assert np.isfinite(warped["dst_target"].numpy()).all()
+
+
+def test_device_batches_resume_exactly_and_learn(astronaut_faceset, grace_hopper_faceset, tmp_path):
+    """The GPU path's batches (made by gpu_augment, here on the CPU): 2 steps, then 2 more resumed from
+    the checkpoint, give the weights of 4 straight steps; the loss is read only every log_every steps."""
+    settings = dict(QUICK, augment_on="device", identity=None, log_every=2, preview_every=0)
+    train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, tmp_path / "a", steps=2, **settings))
+    resumed = train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, tmp_path / "a", steps=2, **settings))
+    straight = train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, tmp_path / "b", steps=4, **settings))
+    assert resumed.step == straight.step == 4
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    for name, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[name]), name
+    assert [h["step"] for h in straight.history] == [2, 4] and straight.history[-1]["total"] > 0
+
+
+def test_nonfinite_loss_stops_with_the_last_checkpoint_kept(astronaut_faceset, grace_hopper_faceset, tmp_path):
+    """An absurd learning rate drives the loss to NaN/inf: the run stops at the next check and never
+    saves the broken weights over the last good checkpoint."""
+    from training.trainer import TrainError
+
+    run = tmp_path / "run"
+    settings = dict(QUICK, augment_on="device", identity=None, preview_every=0, log_every=4)
+    train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, run, steps=1, **settings))
+    good = (run / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(TrainError, match="NaN or infinite between steps"):
+        train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, run, steps=40,
+                                   **{**settings, "lr": 1e12}))
+    assert (run / CHECKPOINT_NAME).read_bytes() == good

@@ -2,10 +2,17 @@
 
 ``train(cfg)`` opens the facesets, builds or resumes the model, and runs AdamW steps until
 ``cfg.steps`` or ``cfg.minutes`` is reached, saving a checkpoint atomically every
-``cfg.save_minutes``, on Ctrl-C and at the end. On CUDA it uses bf16/fp16 autocast and channels-last
-(and ``torch.compile`` when asked); on CPU those stay off. Under ``torchrun`` it wraps the model in
-DistributedDataParallel (NCCL on CUDA, gloo on CPU): the same command from one to many GPUs; rank 0
-alone writes checkpoints, previews and TensorBoard.
+``cfg.save_minutes``, on Ctrl-C and at the end. On CUDA it uses bf16/fp16 autocast, channels-last,
+fused AdamW and batches made on the GPU (``training.gpu_augment``: facesets decoded once, augmented
+in torch), ``torch.compile`` when asked, and never waits for the GPU within a step: the loss is
+checked for NaN/inf on the device and read every ``log_every`` steps (and before every save). On
+CPU the batches come from DataLoader workers (``training.dataset``) unless ``augment_on='device'``.
+Under ``torchrun`` it wraps the model in DistributedDataParallel (NCCL on CUDA, gloo on CPU): the
+same command from one to many GPUs; rank 0 alone writes checkpoints, previews and TensorBoard.
+
+Batches are dicts of per-sample tensors (``{src,dst}_{input,target,mask,em}``) made in one place,
+``make_batches``; a further per-sample input flows through by adding its key there and reading it
+in ``compute_losses``.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"  # auto | bf16 | fp16 | off (CUDA only)
     compile: bool = False
+    augment_on: str = "auto"  # auto (device on CUDA, loader on CPU) | device | loader
     eyes_mouth_priority: bool = True
     gan_power: float = 0.0
     flip: bool = False
@@ -88,8 +96,9 @@ class TrainResult:
     start_step: int
     interrupted: bool
     seconds: float
-    samples_per_s: float
+    samples_per_s: float  # pairs (one src + one dst face) per second, all ranks
     last_losses: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # {"step", "seconds", losses...} every log_every steps
     checkpoint: Path | None = None
     model: FaceSwapModel | None = None  # the trained model (unwrapped), this process's copy
 
@@ -155,6 +164,45 @@ def to_device(batch: dict[str, torch.Tensor], rt: Runtime) -> dict[str, torch.Te
         k: v.to(rt.device, non_blocking=True).contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v.to(rt.device)
         for k, v in batch.items()
     }
+
+
+def uses_device_batches(cfg: TrainConfig, rt: Runtime) -> bool:
+    """Whether batches are made on the training device (gpu_augment) rather than by DataLoader workers."""
+    if cfg.augment_on not in ("auto", "device", "loader"):
+        raise TrainError(f"augment_on must be auto, device or loader, got {cfg.augment_on!r}")
+    return cfg.augment_on == "device" or (cfg.augment_on == "auto" and rt.device.type == "cuda")
+
+
+def make_batches(cfg: TrainConfig, rt: Runtime, src_fs, dst_fs, resolution: int, start_step: int,
+                 reference=None, src_meshes: dict | None = None):
+    """The batches of steps ``start_step, ...`` on the training device, as an iterator of dicts;
+    each step's batch depends only on (seed, step, rank), whichever way it is made. ``reference`` and
+    ``src_meshes``: a prior model's reference face and src meshes (the batches then carry src_prior)."""
+    on_device = uses_device_batches(cfg, rt)
+    if on_device and reference is not None:  # the prior's mesh warp is made on the CPU, in the loader
+        if cfg.augment_on == "device":
+            raise TrainError("prior models make their batches in DataLoader workers: use --augment-on loader or auto")
+        on_device = False
+    if on_device:
+        from training.gpu_augment import DeviceBatches, DeviceFaceset
+
+        src = DeviceFaceset.load(src_fs, resolution, rt.device, progress=cfg.progress and rt.main)
+        dst = DeviceFaceset.load(dst_fs, resolution, rt.device, progress=cfg.progress and rt.main)
+        return DeviceBatches(src, dst, cfg.batch_size, cfg.augment(), cfg.seed, start_step, rt.rank)
+    dataset = PairDataset(src_fs, dst_fs, resolution, cfg.augment(), cfg.seed, reference, src_meshes)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                        sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
+                        pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
+                        worker_init_fn=_leave_signals_to_trainer if cfg.workers > 0 else None,
+                        prefetch_factor=4 if cfg.workers > 0 else None)
+    return (to_device(batch, rt) for batch in loader)
+
+
+def build_optimizer(params, cfg: TrainConfig, rt: Runtime, betas=(0.5, 0.999), weight_decay: float | None = None):
+    """AdamW (DeepFaceLab's beta1 0.5); the fused kernel on CUDA (one launch for all parameters)."""
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=betas,
+                             weight_decay=cfg.weight_decay if weight_decay is None else weight_decay,
+                             fused=rt.device.type == "cuda")
 
 
 def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
@@ -268,37 +316,42 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     torch.manual_seed(cfg.seed)
     model = FaceSwapModel(model_cfg).to(rt.device)
     disc = PatchDiscriminator().to(rt.device) if cfg.gan_power > 0 else None
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999), weight_decay=cfg.weight_decay)
-    disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if disc else None
+    opt = build_optimizer(model.parameters(), cfg, rt)
+    disc_opt = build_optimizer(disc.parameters(), cfg, rt, weight_decay=0.0) if disc else None
     start_step = 0
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
-        opt.load_state_dict(ckpt.optimizer_state)
+        if ckpt.optimizer_state is not None:
+            opt.load_state_dict(ckpt.optimizer_state)
+            for group in opt.param_groups:  # the state dict carries the old run's settings: this run's --lr wins
+                group.update(lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif rt.main:  # weights alone (e.g. collected from a GPU run): the optimiser starts afresh
+            print(f"swapcam train: {ckpt_path} holds weights without optimiser state; AdamW restarts", flush=True)
         if disc is not None and "disc" in ckpt.extra:
             disc.load_state_dict(ckpt.extra["disc"])
             disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
+            for group in disc_opt.param_groups:
+                group.update(lr=cfg.lr)
         start_step = ckpt.step
-        set_rng_state(ckpt.extra["rng"])
+        if ckpt.extra.get("rng"):
+            set_rng_state(ckpt.extra["rng"])
     model = model.to(memory_format=torch.channels_last)
     net = model
     if rt.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
+    weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
+    forward_losses = lambda batch: compute_losses(net, batch, weights)  # noqa: E731
+    if cfg.compile:  # the model and its losses in one compiled graph (the losses are many small kernels)
+        forward_losses = torch.compile(forward_losses)
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
 
     reference = src_meshes = None
     if model_cfg.prior:
         reference, src_meshes = _prior_inputs(src_fs, out, rt.main and cfg.progress)
-    dataset = PairDataset(src_fs, dst_fs, model_cfg.resolution, cfg.augment(), cfg.seed, reference, src_meshes)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
-                        sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
-                        pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
-                        worker_init_fn=_leave_signals_to_trainer if cfg.workers > 0 else None,
-                        prefetch_factor=4 if cfg.workers > 0 else None)
     preview_batch = None
     if rt.main:
-        preview_batch = dataset.fixed_batch(4)
+        preview_batch = PairDataset(src_fs, dst_fs, model_cfg.resolution, AugmentConfig.off(), cfg.seed, reference,
+                                    src_meshes).fixed_batch(4)
         if reference is not None:  # the preview's dst -> src swap needs the reference warped onto each dst face
             from training.prior import dst_priors
 
@@ -306,7 +359,6 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
             priors = dst_priors(reference, np.ascontiguousarray(faces))
             preview_batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
         preview_batch = to_device(preview_batch, rt)
-    weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
     run_config = {**asdict(cfg), "face_type": src_fs.face_type,
                   "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
                   "identity": cfg.identity or src_fs.path.name}
@@ -318,7 +370,19 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
 
             writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step)
 
+    nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)  # set on the device; read every log_every
+    checked_step = start_step
+
+    def check_finite(step: int) -> None:
+        """Raise if any loss since the last check was NaN/inf (one host read: a synchronisation)."""
+        nonlocal checked_step
+        if bool(nonfinite):
+            raise TrainError(f"the loss became NaN or infinite between steps {checked_step} and {step}; the last "
+                             f"checkpoint ({ckpt_path}) is kept — resume with a lower --lr")
+        checked_step = step
+
     def checkpoint_now(step: int) -> None:
+        check_finite(step)
         if not rt.main:
             return
         payload = {"model_config": model_cfg.to_dict(), "run_config": run_config, "step": step,
@@ -335,10 +399,10 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
 
         bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True, smoothing=0.05)
     t0 = last_save = time.monotonic()
-    step, interrupted, losses = start_step, False, {}
+    step, interrupted, losses, history = start_step, False, {}, []
     model.train()
     try:
-        batches = iter(loader)
+        batches = make_batches(cfg, rt, src_fs, dst_fs, model_cfg.resolution, start_step, reference, src_meshes)
         while True:
             now = time.monotonic()
             stop = (end_step is not None and step >= end_step) or (deadline is not None and now >= deadline)
@@ -350,16 +414,14 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
             if save:
                 checkpoint_now(step)
                 last_save = now
-            batch = to_device(next(batches), rt)
+            batch = next(batches)
             with autocast(rt):
-                terms = compute_losses(net, batch, weights)
+                terms = forward_losses(batch)
                 loss = terms["total"]
                 if disc is not None:
                     d_loss, g_loss = gan_losses(disc, batch["src_target"], terms["_src_pred"])
                     loss = loss + cfg.gan_power * g_loss
-            if not torch.isfinite(loss.detach()):
-                raise TrainError(f"the loss became {float(loss):.4g} at step {step}; the last checkpoint "
-                                 f"({ckpt_path}) is kept — resume with a lower --lr")
+            nonfinite |= ~torch.isfinite(loss.detach())  # on the device: no wait for the GPU here
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -378,8 +440,11 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
                 terms["gan_d"] = d_loss
             scaler.update()
             step += 1
+            if step % cfg.log_every == 0 or step == end_step:
+                check_finite(step)
             if rt.main and (step % cfg.log_every == 0 or step == end_step):
                 losses = {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
+                history.append({"step": step, "seconds": round(time.monotonic() - t0, 3), **losses})
                 if writer:
                     for k, v in losses.items():
                         writer.add_scalar(f"loss/{k}", v, step)
@@ -408,7 +473,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     done = step - start_step
     return TrainResult(step=step, start_step=start_step, interrupted=interrupted, seconds=seconds,
                        samples_per_s=done * cfg.batch_size * rt.world / seconds if seconds > 0 else math.nan,
-                       last_losses=losses, checkpoint=ckpt_path if rt.main else None, model=model)
+                       last_losses=losses, history=history, checkpoint=ckpt_path if rt.main else None, model=model)
 
 
 def cleanup_distributed() -> None:
