@@ -179,27 +179,30 @@ class Decoder(nn.Module):
 
 
 class PriorPyramid(nn.Module):
-    """The reference prior (N, 3, R, R) -> features at R, R/2, R/4, R/8 of widths p, 2p, 4p, 8p."""
+    """The reference prior (N, 3, R, R) -> features at R/2, R/4, R/8 of widths p, 2p, 4p."""
 
     def __init__(self, p: int, separable: bool) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, p, 3, 1, 1), nn.LeakyReLU(0.1))
-        self.down = nn.ModuleList([Downscale(p * 2**i, p * 2 ** (i + 1), 3, separable) for i in range(3)])
+        # the stem is a full convolution (3 input channels), as in the encoder
+        self.levels = nn.ModuleList([Downscale(3, p, 3, separable=False), Downscale(p, p * 2, 3, separable),
+                                     Downscale(p * 2, p * 4, 3, separable)])
 
     def forward(self, prior: torch.Tensor) -> list[torch.Tensor]:
-        feats = [self.stem(prior)]
-        for down in self.down:
-            feats.append(down(feats[-1]))
+        feats, x = [], prior
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
         return feats
 
 
 class PriorDecoder(nn.Module):
     """The src decoder of a prior model: (z (N, c_in, R/8, R/8), prior (N, 3, R, R)) -> (face, mask).
 
-    The prior's feature pyramid joins the decoder at every scale (concatenated before each upscale
-    and before the last convolution), and the face is the prior plus a learned correction (the last
-    convolution starts at zero, so an untrained model outputs the warp itself): the sharp texture
-    comes from the reference, the decoder adds what the warp lacks (mouth interior, eyes, light).
+    The prior's feature pyramid joins the decoder at R/8, R/4 and R/2 (concatenated before each
+    upscale and before the last convolution). The face is the prior plus a learned correction made at
+    half resolution and upsampled (its last convolution starts at zero, so an untrained model outputs
+    the warp itself): the full-resolution detail comes from the reference, the decoder adds what the
+    warp lacks (mouth interior, eyes, light), and nothing runs at full resolution but the upsampling.
     The mask branch reads z only, as in the plain decoder.
     """
 
@@ -207,10 +210,9 @@ class PriorDecoder(nn.Module):
         super().__init__()
         d, m = d_dims, d_mask_dims
         self.pyramid = PriorPyramid(p, separable)
-        self.up1 = nn.Sequential(Upscale(c_in + 8 * p, d * 8, separable), ResidualBlock(d * 8, separable))
-        self.up2 = nn.Sequential(Upscale(d * 8 + 4 * p, d * 4, separable), ResidualBlock(d * 4, separable))
-        self.up3 = Upscale(d * 4 + 2 * p, d * 2, separable)
-        self.fuse = nn.Sequential(conv(d * 2 + p, d * 2, 3, 1, separable), nn.LeakyReLU(0.1))
+        self.up1 = nn.Sequential(Upscale(c_in + 4 * p, d * 8, separable), ResidualBlock(d * 8, separable))
+        self.up2 = nn.Sequential(Upscale(d * 8 + 2 * p, d * 4, separable), ResidualBlock(d * 4, separable))
+        self.fuse = nn.Sequential(conv(d * 4 + p, d * 2, 3, 1, separable), nn.LeakyReLU(0.1))
         self.delta = nn.Conv2d(d * 2, 3, 1)
         nn.init.zeros_(self.delta.weight)
         nn.init.zeros_(self.delta.bias)
@@ -220,12 +222,12 @@ class PriorDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f_r, f_2, f_4, f_8 = self.pyramid(prior)
+        f_2, f_4, f_8 = self.pyramid(prior)
         x = self.up1(torch.cat([z, f_8], 1))
         x = self.up2(torch.cat([x, f_4], 1))
-        x = self.up3(torch.cat([x, f_2], 1))
-        x = self.fuse(torch.cat([x, f_r], 1))
-        return (prior + self.delta(x)).clamp(0.0, 1.0), self.mask(z)
+        x = self.fuse(torch.cat([x, f_2], 1))
+        delta = F.interpolate(self.delta(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        return (prior + delta).clamp(0.0, 1.0), self.mask(z)
 
 
 class FaceSwapModel(nn.Module):
