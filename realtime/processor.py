@@ -101,7 +101,7 @@ class FaceSwapProcessor:
             return image, 0
         swapper = self.swapper
         r = swapper.resolution
-        matrices = [align_matrix(lmk, r, swapper.face_type) for _, lmk, _, _ in draws]
+        matrices = [align_matrix(lmk, r, swapper.face_type, swapper.crop_scale) for _, lmk, _, _ in draws]
         crops = np.empty((len(draws), r, r, 3), np.uint8)
         for i, m in enumerate(matrices):
             crops[i] = warp_to_aligned(image, m, r)

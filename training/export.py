@@ -3,8 +3,11 @@
 The graph is encoder (+inter) + src decoder (+ the dst side's mask branch, which gives
 ``out_face_mask:0``, as DeepFaceLab's DFM export does), wrapped so that the input is
 ``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] and the outputs are, in order,
-``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic.
-Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``.
+``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic
+and every input and output declares its shape as ``[batch, R, R, C]`` (one symbol for the batch), so
+tools that trust declared shapes (TensorRT, OpenVINO, converters) read the contract from the file.
+Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``. ``--out NAME.dfm`` writes
+the same bytes under DeepFaceLab's file name (DeepFaceLive lists only ``*.dfm`` files).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from realtime.swapper import create_session, tensorrt_cache_dir
 from training.model import FaceSwapModel
 
 ONNX_OPSET = 17
+MODEL_SUFFIXES = (".onnx", ".dfm")  # a .dfm is the same ONNX file under DeepFaceLab's name
+BATCH_DIM = "batch"
 
 
 class ExportError(RuntimeError):
@@ -60,9 +65,43 @@ def export_onnx_graph(model: FaceSwapModel, path: Path, fp16: bool = False) -> N
             dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
             opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False,
         )
+    proto = onnx.load(str(path))
     if fp16:
-        proto = onnx.load(str(path))
-        onnx.save(to_fp16_weights(proto), str(path))
+        proto = to_fp16_weights(proto)
+    onnx.save(declare_io_shapes(proto, res), str(path))
+
+
+def declare_io_shapes(proto, resolution: int):
+    """Declare ``in_face:0`` and the three outputs as ``[batch, R, R, C]`` (contract 1) and check that the
+    graph agrees (ONNX shape inference in strict mode); returns ``proto``.
+
+    The TorchScript exporter declares the outputs' dims from its own shape tracking, which loses them
+    after the decoder's reshape (``['batch', 'batch', 'Transpose...dim_2', C]``): ONNX Runtime ignores
+    declared shapes, TensorRT, OpenVINO and converters do not.
+    """
+    import onnx
+
+    graph = proto.graph
+    initializers = {t.name for t in graph.initializer}
+    face_input = next(i for i in graph.input if i.name == INPUT_NAME and i.name not in initializers)
+    declared = [(face_input, 3), *zip(sorted(graph.output, key=lambda o: OUTPUT_NAMES.index(o.name)), (1, 3, 1))]
+    for value_info, channels in declared:
+        dims = value_info.type.tensor_type.shape.dim
+        del dims[:]
+        dims.add().dim_param = BATCH_DIM
+        for size in (resolution, resolution, channels):
+            dims.add().dim_value = size
+    del graph.value_info[:]  # the exporter's intermediate shapes carry the same confusion; inference redoes them
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except onnx.shape_inference.InferenceError as exc:
+        raise ExportError(f"the exported graph contradicts its declared shapes [batch, {resolution}, {resolution}, C]: "
+                          f"{exc}") from exc
+    for out in inferred.graph.output:
+        dims = [d.dim_value or d.dim_param for d in out.type.tensor_type.shape.dim]
+        if dims[1:] != [resolution, resolution, 1 if "mask" in out.name else 3]:
+            raise ExportError(f"{out.name}: the graph computes {dims}, not [batch, {resolution}, {resolution}, C]")
+    return proto
 
 
 def to_fp16_weights(proto):
@@ -107,6 +146,7 @@ class ExportRequest:
     consent: str = "not stated"
     data_credits: str = "not stated"
     force: bool = False
+    crop_scale: float | None = None  # None: the run's (its facesets' crop), else 1
 
 
 def export_checkpoint(req: ExportRequest) -> ModelInfo:
@@ -118,8 +158,8 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
     out = Path(req.out)
     if out.exists() and not req.force:
         raise ExportError(f"{out} exists; refusing to overwrite it (pass --force, or choose another --out)")
-    if out.suffix.lower() != ".onnx":
-        raise ExportError(f"--out must end in .onnx, got {out.name}")
+    if out.suffix.lower() not in MODEL_SUFFIXES:
+        raise ExportError(f"--out must end in .onnx (or .dfm, the same file under DeepFaceLab's name), got {out.name}")
     ckpt = load_checkpoint(req.checkpoint)
     model = ckpt.build_model()
     cfg, run = model.config, ckpt.run_config
@@ -129,10 +169,11 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
         architecture=f"{cfg.arch}:{cfg.preset}" + (":fp16" if req.fp16 else ""),
         training_steps=ckpt.step, training_data=run.get("training_data", []), consent=req.consent,
         data_credits=req.data_credits,
+        crop_scale=req.crop_scale if req.crop_scale is not None else run.get("crop_scale", 1.0),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f"{out.suffix}.tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

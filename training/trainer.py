@@ -199,7 +199,7 @@ def preview_image(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> np.nd
     return (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
+def check_resume(ckpt, model_cfg: ModelConfig, face_type: str, crop_scale: float = 1.0) -> None:
     """Refuse a checkpoint whose model differs from what the command line asks for."""
     if ckpt.model_config != model_cfg:
         theirs, ours = ckpt.model_config.to_dict(), model_cfg.to_dict()
@@ -210,6 +210,10 @@ def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
     if trained_on and trained_on != face_type:
         raise TrainError(f"{ckpt.path} was trained on {trained_on} faces; these facesets are {face_type}: "
                          "resume with facesets of the same face type, or choose a new --out folder")
+    trained_scale = ckpt.run_config.get("crop_scale", 1.0)
+    if trained_scale != crop_scale:
+        raise TrainError(f"{ckpt.path} was trained on faces cut at crop scale {trained_scale:g}; these facesets are "
+                         f"{crop_scale:g}: resume with facesets of the same --crop-scale, or choose a new --out folder")
 
 
 def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
@@ -247,7 +251,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     ckpt = None
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        check_resume(ckpt, model_cfg, src_fs.face_type)
+        check_resume(ckpt, model_cfg, src_fs.face_type, src_fs.crop_scale)
 
     rt = setup_runtime(cfg.amp)
     torch.manual_seed(cfg.seed)
@@ -280,7 +284,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
                         prefetch_factor=4 if cfg.workers > 0 else None)
     preview_batch = to_device(dataset.fixed_batch(4), rt) if rt.main else None
     weights = LossWeights(eyes_mouth=300.0 if cfg.eyes_mouth_priority else 0.0)
-    run_config = {**asdict(cfg), "face_type": src_fs.face_type,
+    run_config = {**asdict(cfg), "face_type": src_fs.face_type, "crop_scale": src_fs.crop_scale,
                   "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
                   "identity": cfg.identity or src_fs.path.name}
     writer = None
