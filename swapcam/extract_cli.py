@@ -46,7 +46,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="write a contact sheet of the faceset (sampled faces + statistics) to this PNG")
     parser.add_argument("--crop-scale", type=float, default=1.0,
                         help="crop side over DeepFaceLab's crop of the face type (below 1 tighter); the trained model "
-                             "records it and the live loop cuts faces the same way (e.g. 0.92: DeepFaceLive's default "
+                             "records it and the live loop cuts faces the same way (e.g. 0.9: DeepFaceLive's default "
                              "face coverage 2.2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 

@@ -34,7 +34,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "trained as full face: full)")
     g.add_argument("--crop-scale", type=float, default=None,
                    help="aligned crop side over DeepFaceLab's crop of the face type, for models trained on other "
-                        "tools' crops (default: the model's metadata, else 1; e.g. 0.92 for DeepFaceLive's face "
+                        "tools' crops (default: the model's metadata, else 1; e.g. 0.9 for DeepFaceLive's face "
                         "coverage 2.2)")
     g.add_argument("--providers", default=None,
                    help="comma-separated ONNX Runtime providers to use instead of the best available ones")
