@@ -134,6 +134,13 @@ def test_inputs_and_outputs_declare_batch_r_r_c(exported_model, trained_run):
     assert [list(o.shape) for o in outs] == [[3, 128, 128, c] for c in (1, 3, 1)]
 
 
+def test_declared_shapes_are_checked_against_the_graph(exported_model):
+    from training.export import declare_io_shapes
+
+    with pytest.raises(ExportError, match="shape inference fails"):
+        declare_io_shapes(onnx.load(str(exported_model)), 64)  # a 128 px graph cannot be declared 64 px
+
+
 def _without_created(path) -> bytes:
     proto = onnx.load(str(path))
     kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "swapcam.created"]

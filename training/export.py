@@ -72,8 +72,8 @@ def export_onnx_graph(model: FaceSwapModel, path: Path, fp16: bool = False) -> N
 
 
 def declare_io_shapes(proto, resolution: int):
-    """Declare ``in_face:0`` and the three outputs as ``[batch, R, R, C]`` (contract 1) and check that the
-    graph agrees (ONNX shape inference in strict mode); returns ``proto``.
+    """Declare ``in_face:0`` and the three outputs as ``[batch, R, R, C]`` (contract 1), after checking
+    that ONNX shape inference (strict) computes exactly those outputs from that input; returns ``proto``.
 
     The TorchScript exporter declares the outputs' dims from its own shape tracking, which loses them
     after the decoder's reshape (``['batch', 'batch', 'Transpose...dim_2', C]``): ONNX Runtime ignores
@@ -81,26 +81,35 @@ def declare_io_shapes(proto, resolution: int):
     """
     import onnx
 
+    def declare(value_info, dims: list) -> None:
+        shape = value_info.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            if isinstance(d, str):
+                shape.dim.add().dim_param = d
+            else:
+                shape.dim.add().dim_value = d
+
     graph = proto.graph
     initializers = {t.name for t in graph.initializer}
     face_input = next(i for i in graph.input if i.name == INPUT_NAME and i.name not in initializers)
-    declared = [(face_input, 3), *zip(sorted(graph.output, key=lambda o: OUTPUT_NAMES.index(o.name)), (1, 3, 1))]
-    for value_info, channels in declared:
-        dims = value_info.type.tensor_type.shape.dim
-        del dims[:]
-        dims.add().dim_param = BATCH_DIM
-        for size in (resolution, resolution, channels):
-            dims.add().dim_value = size
-    del graph.value_info[:]  # the exporter's intermediate shapes carry the same confusion; inference redoes them
+    outputs = sorted(graph.output, key=lambda o: OUTPUT_NAMES.index(o.name))
+    expected = {name: [resolution, resolution, c] for name, c in zip(OUTPUT_NAMES, (1, 3, 1))}
+    declare(face_input, [BATCH_DIM, resolution, resolution, 3])
+    del graph.value_info[:]  # the exporter's intermediate shapes carry the same confusion
+    for out in outputs:
+        out.type.tensor_type.ClearField("shape")
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except onnx.shape_inference.InferenceError as exc:
-        raise ExportError(f"the exported graph contradicts its declared shapes [batch, {resolution}, {resolution}, C]: "
-                          f"{exc}") from exc
+        raise ExportError(f"ONNX shape inference fails on the exported graph with input [batch, {resolution}, "
+                          f"{resolution}, 3]: {exc}") from exc
     for out in inferred.graph.output:
-        dims = [d.dim_value or d.dim_param for d in out.type.tensor_type.shape.dim]
-        if dims[1:] != [resolution, resolution, 1 if "mask" in out.name else 3]:
-            raise ExportError(f"{out.name}: the graph computes {dims}, not [batch, {resolution}, {resolution}, C]")
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
+        if dims[1:] != expected[out.name]:
+            raise ExportError(f"{out.name}: the graph computes [N, {dims[1:]}], not [N, {expected[out.name]}]")
+    for out in outputs:
+        declare(out, [BATCH_DIM, *expected[out.name]])
     return proto
 
 
