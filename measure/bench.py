@@ -33,6 +33,7 @@ COMPARE_KEYS = {
     "color": "colour transfer: none/rct/lct/mkl",
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
     "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider, or torch",
+    "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
 }
@@ -54,6 +55,7 @@ class BenchConfig:
     provider: str | None = None
     split: bool | None = None  # None: the pipeline decides
     mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
+    crop_scale: float | None = None  # None: the model's (metadata, else 1)
     name: str = ""
 
     def session_key(self) -> tuple:
@@ -119,6 +121,13 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
         return replace(config, split=_parse_bool(value))
     if key == "mark":
         return replace(config, mark=_parse_bool(value))
+    if key == "crop_scale":
+        from realtime.alignment import check_crop_scale
+
+        try:
+            return replace(config, crop_scale=check_crop_scale(value))
+        except ValueError as exc:
+            raise BenchError(f"crop_scale={value!r}: {exc}") from None
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -204,13 +213,10 @@ def _cpu_ticks() -> list[tuple[int, int]] | None:
 
 def _rss_mb() -> tuple[float, float]:
     """(peak, current) resident memory of this process in MiB."""
+    from measure.soak import resident_mb
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    try:
-        with open("/proc/self/statm", encoding="utf-8") as fh:
-            current = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
-    except OSError:
-        current = float("nan")
-    return peak, current
+    return peak, resident_mb()
 
 
 @dataclass
@@ -252,7 +258,7 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
     t = time.perf_counter()
     try:
         swapper = FaceSwapper(config.model, providers=[config.provider] if config.provider else None,
-                              threads=config.threads).prepare()
+                              threads=config.threads, crop_scale=config.crop_scale).prepare()
     except ValueError as exc:  # ModelContractError, unknown provider
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
@@ -279,7 +285,7 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     if run.config.split is not None:
         extra["split"] = run.config.split
     try:
-        pipeline = Pipeline(source, run.processor, [sink], **extra)
+        pipeline = Pipeline(source, run.processor, [sink], record_frames=True, **extra)
     except (TypeError, ValueError) as exc:
         raise BenchError(f"configuration {run.config.name!r}: this pipeline cannot run split={run.config.split} ({exc})") from exc
     run.split_used = getattr(pipeline, "split", None)
@@ -328,7 +334,7 @@ def _model_only(runs: list[_Run], frames: list[np.ndarray], total_runs: int) -> 
     for key, run in by_key.items():
         r, face_type = run.swapper.resolution, run.swapper.face_type
         if faces:
-            crops[key] = align_face(frames[0], faces[0].landmarks68, r, face_type).image[None]
+            crops[key] = align_face(frames[0], faces[0].landmarks68, r, face_type, run.swapper.crop_scale).image[None]
         else:
             import cv2
 
@@ -366,7 +372,7 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "split_used": run.split_used,  # landmarks and swap ran in two threads
         "providers": list(run.swapper.providers),
         "model": {"path": str(run.swapper.info.path), "resolution": run.swapper.resolution,
-                  "face_type": run.swapper.face_type, "input_dtype": np.dtype(run.swapper.input_dtype).name},
+                  "face_type": run.swapper.face_type, "crop_scale": run.swapper.crop_scale, "input_dtype": np.dtype(run.swapper.input_dtype).name},
         "frames_out": run.out,
         "frames_captured": run.captured,
         "dropped": {"capture": run.dropped_capture, "between_stages": run.dropped_process, "output": run.dropped_output,

@@ -134,3 +134,38 @@ def bench_png(report: dict, path: str | Path) -> Path:
     ax_stage.grid(alpha=0.3, axis="y")
     fig.suptitle(report.get("title", "swapcam bench"), fontsize=10)
     return _save(fig, path)
+
+
+def soak_png(report: dict, path: str | Path) -> Path:
+    """Resident memory, latency p95/p50 per interval and load average over a soak; warm-up shaded,
+    the two compared windows marked."""
+    samples = report["samples"]
+    result = report["result"]
+    t = np.array([s["t_s"] for s in samples]) / 60
+    fig = _figure(10, 7)
+    ax_mem, ax_lat, ax_load = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2, 1]})
+    ax_mem.plot(t, [s["rss_mb"] for s in samples], ".-", color="tab:blue")
+    ax_mem.set_ylabel("resident MB")
+    ax_mem.set_title(f"memory growth after warm-up {result['memory_growth_mb']:+.2f} MB "
+                     f"(slope {result['memory_slope_mb_per_hour']:+.2f} MB/h)", fontsize=9)
+    ax_lat.plot(t, _series([s["latency_p95_ms"] for s in samples]), ".-", color="tab:red", label="p95")
+    ax_lat.plot(t, _series([s["latency_p50_ms"] for s in samples]), ".-", color="tab:orange", label="p50")
+    ax_lat.set_ylabel("latency ms (per interval)")
+    ax_lat.set_title(f"p95 drift {100 * result['p95_drift']:+.1f} % (window medians "
+                     f"{result['latency_p95_ms_first_window']:.1f} -> {result['latency_p95_ms_last_window']:.1f} ms)",
+                     fontsize=9)
+    ax_lat.legend(fontsize=8)
+    ax_load.plot(t, _series([s["load_1min"] for s in samples]), color="tab:gray")
+    ax_load.set_ylabel("load (1 min)")
+    ax_load.set_xlabel("minutes")
+    warm = result["warmup_s"] / 60
+    window = result["window_s"] / 60
+    end = float(t[-1]) if len(t) else warm
+    for ax in (ax_mem, ax_lat, ax_load):
+        ax.axvspan(0, warm, color="tab:gray", alpha=0.12, lw=0)
+        ax.axvspan(warm, warm + window, color="tab:green", alpha=0.08, lw=0)
+        ax.axvspan(end - window, end, color="tab:purple", alpha=0.08, lw=0)
+        ax.grid(alpha=0.3)
+    fig.suptitle(report.get("title", "swapcam soak") + "  (grey: warm-up; green/purple: compared windows)",
+                 fontsize=10)
+    return _save(fig, path)

@@ -5,11 +5,17 @@ DeepFaceLab's canonical mean-face template (unit square), followed by the face t
 resulting 2x3 matrix maps frame pixels to aligned pixels of an R x R crop.
 
 Constants taken as facts from DeepFaceLab's published alignment: the 33-point template
-(``landmarks_2D_new``), the padding of each face type, and the vertical offsets of whole_face and head.
+(``landmarks_2D_new``), the padding of each face type, the vertical offsets of whole_face and head,
+and head's yaw-dependent horizontal offset (facelib/LandmarksProcessor.py, ``get_transform_mat`` and
+``estimate_averaged_yaw``, DeepFaceLab commit 46fc239, 2023).
+
+``crop_scale`` multiplies the crop's side (1 = DeepFaceLab's crop of that face type; 0.92 is 8 %
+tighter): it lets a model trained on another tool's crops be fed the crop it knows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -43,6 +49,9 @@ FACE_TYPES: dict[str, tuple[float, float]] = {
     "whole_face": (0.40, 0.07),
     "head": (0.70, 0.50),
 }
+
+# crop_scale values accepted (a crop of a tenth or ten times the face type's is a mistake, not a setting)
+CROP_SCALE_RANGE = (0.5, 2.0)
 
 # 68-point index ranges of the parts used for masks and measurements.
 JAW = np.arange(0, 17)
@@ -93,18 +102,49 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return mat
 
 
-def crop_square(face_type: str) -> tuple[float, float, float]:
-    """The aligned crop in template units: (centre x, centre y, side)."""
+def check_crop_scale(crop_scale: float) -> float:
+    """Return ``crop_scale`` as a float if it is a usable crop side multiplier, else raise ValueError."""
+    value = float(crop_scale)
+    if not (CROP_SCALE_RANGE[0] <= value <= CROP_SCALE_RANGE[1]):
+        raise ValueError(f"crop scale {crop_scale} is outside {CROP_SCALE_RANGE[0]}..{CROP_SCALE_RANGE[1]} "
+                         "(1 = DeepFaceLab's crop of the face type; below 1 tighter, above 1 looser)")
+    return value
+
+
+def crop_square(face_type: str, crop_scale: float = 1.0, x_shift: float = 0.0) -> tuple[float, float, float]:
+    """The aligned crop in template units: (centre x, centre y, side).
+
+    ``x_shift`` moves the centre horizontally (template units; head's yaw offset, ``head_yaw_shift``).
+    """
     padding, shift = FACE_TYPES[check_face_type(face_type)]
-    side = 1.0 + 2.0 * np.sqrt(2.0) * padding
-    return 0.5, 0.5 - shift, side
+    side = (1.0 + 2.0 * np.sqrt(2.0) * padding) * check_crop_scale(crop_scale)
+    return 0.5 + x_shift, 0.5 - shift, side
 
 
-def template_to_aligned(face_type: str, size: int) -> np.ndarray:
+def template_to_aligned(face_type: str, size: int, crop_scale: float = 1.0, x_shift: float = 0.0) -> np.ndarray:
     """2x3 matrix: template units -> aligned pixels of a size x size crop."""
-    cx, cy, side = crop_square(face_type)
+    cx, cy, side = crop_square(face_type, crop_scale, x_shift)
     k = size / side
     return np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
+
+
+def averaged_yaw(template_landmarks68: np.ndarray) -> float:
+    """DeepFaceLab's yaw estimate from 68-point landmarks in template units (``estimate_averaged_yaw``):
+    the mean horizontal width of the face right of the nose ridge (points 27-29 to jaw points 16-14)
+    minus that left of it (jaw points 0-2 to 27-29). 0 for a frontal face; > 0 when the nose has moved
+    toward the image's left (the face turned to its own right), < 0 the other way."""
+    x = np.asarray(template_landmarks68, np.float64)[:, 0]
+    nose = x[[27, 28, 29]]
+    left = float(np.mean(nose - x[[0, 1, 2]]))
+    right = float(np.mean(x[[16, 15, 14]] - nose))
+    return right - left
+
+
+def head_yaw_shift(yaw: float) -> float:
+    """Horizontal shift of the head crop's centre in template units for ``averaged_yaw`` ``yaw``:
+    DeepFaceLab's ``yaw * |tanh(2 yaw)| / 2`` (the tanh damps it to almost nothing near frontal), so the
+    crop follows the back of a turned head instead of cutting it off."""
+    return yaw * abs(math.tanh(2.0 * yaw)) / 2.0
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -124,21 +164,27 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-def align_matrix(landmarks68: np.ndarray, size: int, face_type: str = "whole_face") -> np.ndarray:
-    """2x3 matrix mapping frame pixels to a size x size aligned crop of the given face type."""
+def align_matrix(landmarks68: np.ndarray, size: int, face_type: str = "whole_face", crop_scale: float = 1.0) -> np.ndarray:
+    """2x3 matrix mapping frame pixels to a size x size aligned crop of the given face type.
+
+    head follows DeepFaceLab in moving the crop sideways with the head's yaw (``head_yaw_shift``).
+    """
     check_face_type(face_type)
     to_template = umeyama_similarity(np.asarray(landmarks68)[TEMPLATE_INDICES_68, :2], TEMPLATE_33)
-    return compose(template_to_aligned(face_type, size), to_template)
+    x_shift = 0.0
+    if face_type == "head":
+        x_shift = head_yaw_shift(averaged_yaw(transform_points(landmarks68, to_template)))
+    return compose(template_to_aligned(face_type, size, crop_scale, x_shift), to_template)
 
 
-def template_points(face_type: str, size: int) -> np.ndarray:
-    """The 33 template points in aligned pixels (where aligned landmarks should land)."""
-    return transform_points(TEMPLATE_33, template_to_aligned(face_type, size))
+def template_points(face_type: str, size: int, crop_scale: float = 1.0) -> np.ndarray:
+    """The 33 template points in aligned pixels (where aligned landmarks of a frontal face land)."""
+    return transform_points(TEMPLATE_33, template_to_aligned(face_type, size, crop_scale))
 
 
-def template_eye_centres(face_type: str, size: int) -> np.ndarray:
+def template_eye_centres(face_type: str, size: int, crop_scale: float = 1.0) -> np.ndarray:
     """(2, 2): right then left eye centre of the template, in aligned pixels."""
-    pts = template_points(face_type, size)
+    pts = template_points(face_type, size, crop_scale)
     eye_rows = TEMPLATE_INDICES_68
     right = pts[np.isin(eye_rows, RIGHT_EYE)].mean(0)
     left = pts[np.isin(eye_rows, LEFT_EYE)].mean(0)
@@ -251,10 +297,10 @@ class AlignedFace:
 
 
 def align_face(
-    frame: np.ndarray, landmarks68: np.ndarray, size: int, face_type: str = "whole_face"
+    frame: np.ndarray, landmarks68: np.ndarray, size: int, face_type: str = "whole_face", crop_scale: float = 1.0
 ) -> AlignedFace:
     """Align one face of ``frame`` given its 68-point landmarks (frame pixels)."""
-    matrix = align_matrix(landmarks68, size, face_type)
+    matrix = align_matrix(landmarks68, size, face_type, crop_scale)
     return AlignedFace(
         image=warp_to_aligned(frame, matrix, size),
         matrix=matrix,

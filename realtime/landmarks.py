@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from realtime.alignment import mesh_to_68
+from realtime.stderr_filter import drop_native_chatter
 
-os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ start-up chatter out of the output
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's bundled glog (its absl logging: see stderr_filter)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Mesh vertices used for the head pose: outer eye corners, forehead top, chin.
@@ -145,18 +146,26 @@ class FaceLandmarker:
             raise ValueError("max_faces must be at least 1")
         self.static_images = static_images
         self.max_side = max_side
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_images,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
-        self._detector = (
-            mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
-            if static_images
-            else None
-        )
+        # MediaPipe prints its start-up chatter (W0000 ... inference_feedback_manager.cc, the XNNPACK
+        # delegate) when a graph is made and when it first runs: both happen here, on a blank frame,
+        # with that chatter (and only it) dropped from stderr.
+        with drop_native_chatter():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_images,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+            self._detector = (
+                mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
+                if static_images
+                else None
+            )
+            blank = np.zeros((64, 64, 3), np.uint8)
+            self._mesh.process(blank)
+            if self._detector is not None:
+                self._detector.process(blank)
         self._ids = _IdTracker()
 
     def detect(self, frame: np.ndarray) -> list[DetectedFace]:

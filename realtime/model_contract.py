@@ -26,6 +26,8 @@ METADATA_KEYS: dict[str, str] = {
     "swapcam.format_version": "version of this contract",
     "swapcam.face_type": "alignment face type: half, mid_full, full, whole_face, head",
     "swapcam.coverage": "the face type's padding in template units (DeepFaceLab's value)",
+    "swapcam.crop_scale": "side of the crop the model was trained on over DeepFaceLab's crop of the face type "
+                          "(1 = DeepFaceLab's; below 1 tighter); the live loop cuts faces the same way",
     "swapcam.resolution": "R, the aligned face's side in pixels",
     "swapcam.channel_order": "BGR",
     "swapcam.layout": "NHWC",
@@ -64,6 +66,7 @@ class ModelInfo:
     has_morph_input: bool
     metadata: dict[str, str] = field(default_factory=dict)
     has_prior_input: bool = False
+    crop_scale: float = 1.0
 
     @property
     def self_described(self) -> bool:
@@ -75,15 +78,16 @@ def _dims(value_info) -> list:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value_info.type.tensor_type.shape.dim]
 
 
-def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo:
+def read_model_info(path: str | Path, face_type: str | None = None, crop_scale: float | None = None) -> ModelInfo:
     """Validate ``path`` against contract 1 and return its description.
 
-    ``face_type`` overrides the file's (or the DFM default). Raises ModelContractError saying what
-    is wrong: a missing file, a file that is not ONNX, wrong input/output names, shapes or order.
+    ``face_type`` and ``crop_scale`` override the file's (or the DFM defaults, whole_face and 1). Raises
+    ModelContractError saying what is wrong: a missing file, a file that is not ONNX, wrong input/output
+    names, shapes or order, metadata that contradicts the graph.
     """
     import onnx
 
-    from realtime.alignment import check_face_type
+    from realtime.alignment import check_crop_scale, check_face_type
 
     path = Path(path)
     if not path.is_file():
@@ -126,6 +130,11 @@ def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo
             raise ModelContractError(f"{path}: has input {PRIOR_INPUT_NAME} but no reference in its metadata ({missing})")
     if metadata.get("swapcam.resolution") and int(metadata["swapcam.resolution"]) != resolution:
         raise ModelContractError(f"{path}: metadata says resolution {metadata['swapcam.resolution']}, graph says {resolution}")
+    try:
+        scale = check_crop_scale(crop_scale if crop_scale is not None else merged.get("swapcam.crop_scale", 1.0))
+    except ValueError as exc:
+        source = "--crop-scale" if crop_scale is not None else "its metadata swapcam.crop_scale"
+        raise ModelContractError(f"{path}: {source}: {exc}") from exc
     return ModelInfo(
         path=path,
         resolution=resolution,
@@ -134,6 +143,7 @@ def read_model_info(path: str | Path, face_type: str | None = None) -> ModelInfo
         has_morph_input=MORPH_INPUT_NAME in input_names,
         metadata=metadata,
         has_prior_input=has_prior,
+        crop_scale=scale,
     )
 
 
@@ -148,15 +158,18 @@ def build_metadata(
     consent: str,
     created: str,
     data_credits: str = "not stated",
+    crop_scale: float = 1.0,
 ) -> dict[str, str]:
     """The metadata_props our exporter writes; every value a string."""
-    from realtime.alignment import FACE_TYPES, TEMPLATE_33, check_face_type
+    from realtime.alignment import FACE_TYPES, TEMPLATE_33, check_crop_scale, check_face_type
 
     check_face_type(face_type)
+    crop_scale = check_crop_scale(crop_scale)
     return {
         "swapcam.format_version": FORMAT_VERSION,
         "swapcam.face_type": face_type,
         "swapcam.coverage": str(FACE_TYPES[face_type][0]),
+        "swapcam.crop_scale": repr(crop_scale),
         "swapcam.resolution": str(int(resolution)),
         "swapcam.channel_order": "BGR",
         "swapcam.layout": "NHWC",

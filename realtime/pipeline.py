@@ -8,7 +8,11 @@ Library API (stable; ``swapcam bench`` builds on it)::
 
     pipe = Pipeline(source, processor, [sink, ...])
     stats = pipe.run(max_frames=None)     # blocks; Ctrl-C / source end / stop() end it cleanly
-    stats = pipe.stats()                  # PipelineStats: per-stage ms arrays, latency, fps, drops
+    stats = pipe.stats()                  # PipelineStats: fps, latency and per-stage percentiles, drops
+
+Memory does not grow with the run: the figures are streaming percentiles (``realtime.run_figures``)
+and the HUD reads a rolling window. Per-frame arrays (``PipelineStats.stage_ms``, ``latency_ms``,
+``seq``, ``faces``, ``t_output``) are kept only with ``record_frames=True`` (``swapcam bench``, tests).
 
 ``processor.process(frame: Frame, timings: dict[str, float]) -> (out: np.ndarray, faces: int)``
 adds its own stage times (ms) to ``timings`` (e.g. landmarks, align, swap, merge). A processor that
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realtime.run_figures import RollingWindow, RunFigures, SeriesFigures
 from realtime.sources import CaptureThread, Frame
 
 STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
@@ -123,41 +128,41 @@ class _Processed:
 
 @dataclass
 class PipelineStats:
-    """Figures of one run. Arrays have one entry per output frame, in output order.
+    """Figures of one run.
 
-    stage_ms: stage -> (n,) float64 ms (capture = the source's read after pacing: decode / driver; missing stages are 0);
-    latency_ms: (n,) capture -> last sink written, ms; seq: (n,) sequence numbers; faces: (n,);
+    Always (bounded memory): ``frames_out``, ``fps``, ``latency`` and ``stages`` (SeriesFigures: count,
+    mean, p50/p95/p99 ms, within 1 %; ``latency`` is capture -> last sink written; ``stages`` maps
+    stage -> figures, capture = the source's read after pacing, a stage missing in a frame counts 0 ms).
+
+    Per-frame arrays, in output order, only from ``Pipeline(record_frames=True)`` (else empty):
+    stage_ms: stage -> (n,) float64 ms; latency_ms: (n,) ms; seq: (n,) sequence numbers; faces: (n,);
     t_output: (n,) perf_counter s when the frame left the sinks.
     """
 
-    stage_ms: dict[str, np.ndarray]
-    latency_ms: np.ndarray
-    seq: np.ndarray
-    faces: np.ndarray
-    t_output: np.ndarray
     frames_captured: int
     frames_out: int
     dropped_capture: int
     dropped_output: int
     wall_s: float
+    fps: float = 0.0
+    latency: SeriesFigures = SeriesFigures(0, float("nan"), float("nan"), float("nan"), float("nan"))
+    stages: dict[str, SeriesFigures] = field(default_factory=dict)
     ended_by: str = "running"
     errors: list[str] = field(default_factory=list)
     dropped_process: int = 0  # between the landmark and render stages (split processors)
+    stage_ms: dict[str, np.ndarray] = field(default_factory=dict)
+    latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    faces: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    t_output: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def dropped(self) -> int:
         return self.dropped_capture + self.dropped_process + self.dropped_output
 
-    @property
-    def fps(self) -> float:
-        """Sustained output rate: frames out over the time from first to last output."""
-        if len(self.t_output) < 2:
-            return 0.0
-        span = float(self.t_output[-1] - self.t_output[0])
-        return (len(self.t_output) - 1) / span if span > 0 else 0.0
-
     def latency_percentile(self, q: float) -> float:
-        return float(np.percentile(self.latency_ms, q)) if len(self.latency_ms) else float("nan")
+        """Capture -> sink latency percentile, ms (q: 50, 95 or 99)."""
+        return {50: self.latency.p50, 95: self.latency.p95, 99: self.latency.p99}[q]
 
     def summary(self) -> str:
         """A few lines a person reads: fps, latency p50/p95, per-stage mean/p95 ms, drops."""
@@ -165,13 +170,10 @@ class PipelineStats:
             f"frames out {self.frames_out} of {self.frames_captured} captured, dropped {self.dropped} "
             f"(capture {self.dropped_capture}, between stages {self.dropped_process}, output {self.dropped_output}), "
             f"ended by {self.ended_by}",
-            f"output fps {self.fps:.1f}; capture->sink latency p50 {self.latency_percentile(50):.1f} ms, "
-            f"p95 {self.latency_percentile(95):.1f} ms",
+            f"output fps {self.fps:.1f}; capture->sink latency p50 {self.latency.p50:.1f} ms, "
+            f"p95 {self.latency.p95:.1f} ms",
         ]
-        parts = []
-        for name, arr in self.stage_ms.items():
-            if len(arr):
-                parts.append(f"{name} {arr.mean():.1f}/{np.percentile(arr, 95):.1f}")
+        parts = [f"{name} {f.mean:.1f}/{f.p95:.1f}" for name, f in self.stages.items() if f.count]
         lines.append("stage ms mean/p95: " + ", ".join(parts))
         return "\n".join(lines)
 
@@ -181,10 +183,11 @@ class PipelineStats:
             "frames_captured": self.frames_captured, "frames_out": self.frames_out,
             "dropped_capture": self.dropped_capture, "dropped_process": self.dropped_process,
             "dropped_output": self.dropped_output,
-            "fps": self.fps, "latency_p50_ms": self.latency_percentile(50),
-            "latency_p95_ms": self.latency_percentile(95), "wall_s": self.wall_s, "ended_by": self.ended_by,
-            "stage_ms_mean": {k: float(v.mean()) if len(v) else 0.0 for k, v in self.stage_ms.items()},
-            "stage_ms_p95": {k: float(np.percentile(v, 95)) if len(v) else 0.0 for k, v in self.stage_ms.items()},
+            "fps": self.fps, "latency_p50_ms": self.latency.p50,
+            "latency_p95_ms": self.latency.p95, "latency_p99_ms": self.latency.p99,
+            "wall_s": self.wall_s, "ended_by": self.ended_by,
+            "stage_ms_mean": {k: f.mean if f.count else 0.0 for k, f in self.stages.items()},
+            "stage_ms_p95": {k: f.p95 if f.count else 0.0 for k, f in self.stages.items()},
         }
 
 
@@ -212,11 +215,12 @@ class Pipeline:
 
     Output runs in the calling thread so that a preview window (which needs the main thread on some
     systems) and Ctrl-C (delivered to the main thread) work. ``hud_window`` frames feed the HUD's
-    rolling fps and latency.
+    rolling fps and latency. ``record_frames=True`` also keeps every frame's figures as arrays
+    (memory grows with the run: for measurements of bounded length, not for live use).
     """
 
     def __init__(self, source, processor, sinks: list, *, hud_window: int = 60, split: bool | None = None,
-                 marker=None) -> None:
+                 marker=None, record_frames: bool = False) -> None:
         self.source = source
         self.marker = marker
         self.processor = processor
@@ -226,13 +230,17 @@ class Pipeline:
         self.split = (can_split and split_pays_off()) if split is None else split
         self.sinks = list(sinks)
         self.hud_window = hud_window
+        self.record_frames = record_frames
         self._stop = threading.Event()  # every thread ends (a stop request, an error, the end of the run)
         self._stop_requested = threading.Event()  # stop() was called: nothing more begins output
         self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
-        self._records: list[tuple[int, float, float, dict[str, float], int]] = []  # seq, t_cap, t_out, timings, faces
+        self._figures = RunFigures(STAGES)
+        self._hud = RollingWindow(self.hud_window)
+        # per-frame (seq, t_cap, t_out, timings, faces), only with record_frames
+        self._records: list[tuple[int, float, float, dict[str, float], int]] = []
         self._errors: list[str] = []
         self._ended_by = "running"
         self._t0 = self._t1 = 0.0
@@ -338,7 +346,7 @@ class Pipeline:
                         break
                     continue
                 self._emit(item)
-                if max_frames is not None and len(self._records) >= max_frames:
+                if max_frames is not None and self._figures.frames >= max_frames:
                     self._ended_by = "max_frames"
                     break
             if self._ended_by == "running":
@@ -378,19 +386,24 @@ class Pipeline:
         t = time.perf_counter()
         info = FrameInfo(item.frame.seq, item.frame.t_capture, item.timings, item.faces,
                          source_image=item.frame.image)
-        if self._records:
-            recent = self._records[-self.hud_window:]
-            span = t - recent[0][2]
-            info.fps = len(recent) / span if span > 0 else 0.0
-            lat = np.array([(r[2] - r[1]) * 1000 for r in recent])
-            info.latency_p50_ms, info.latency_p95_ms = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+        if len(self._hud):
+            info.fps = self._hud.fps_at(t)
+            info.latency_p50_ms, info.latency_p95_ms = self._hud.latency_percentiles(50, 95)
         for sink in self.sinks:
             sink.write(image, info)
         t_out = time.perf_counter()
         item.timings["output"] = (t_out - t) * 1000
         item.timings["capture"] = item.frame.read_ms
+        self._record(item, t_out)
+
+    def _record(self, item: _Processed, t_out: float) -> None:
+        """Keep the frame's figures: streaming figures and the HUD window always, arrays on request."""
+        latency_ms = (t_out - item.frame.t_capture) * 1000
         with self._lock:
-            self._records.append((item.frame.seq, item.frame.t_capture, t_out, item.timings, item.faces))
+            self._figures.add(t_out, latency_ms, item.timings, item.faces)
+            self._hud.add(t_out, latency_ms)
+            if self.record_frames:
+                self._records.append((item.frame.seq, item.frame.t_capture, t_out, item.timings, item.faces))
 
     def _close_all(self) -> None:
         try:
@@ -406,23 +419,32 @@ class Pipeline:
     def stats(self) -> PipelineStats:
         """Figures so far (callable during or after ``run``)."""
         with self._lock:
+            figures = self._figures
+            stages = {name: figures.stages[name].figures() for name in figures.stage_names}
+            latency, fps, frames_out = figures.latency.figures(), figures.fps, figures.frames
             records = list(self._records)
-        n = len(records)
-        stage_names = list(STAGES) + sorted({k for r in records for k in r[3]} - set(STAGES))
-        stage_ms = {s: np.array([r[3].get(s, 0.0) for r in records], np.float64) for s in stage_names}
         end = self._t1 or time.perf_counter()
+        arrays = {}
+        if self.record_frames:
+            names = list(stages)
+            arrays = dict(
+                stage_ms={s: np.array([r[3].get(s, 0.0) for r in records], np.float64) for s in names},
+                latency_ms=np.array([(r[2] - r[1]) * 1000 for r in records], np.float64),
+                seq=np.array([r[0] for r in records], np.int64),
+                faces=np.array([r[4] for r in records], np.int64),
+                t_output=np.array([r[2] for r in records], np.float64),
+            )
         return PipelineStats(
-            stage_ms=stage_ms,
-            latency_ms=np.array([(r[2] - r[1]) * 1000 for r in records], np.float64),
-            seq=np.array([r[0] for r in records], np.int64),
-            faces=np.array([r[4] for r in records], np.int64),
-            t_output=np.array([r[2] for r in records], np.float64),
             frames_captured=self._captured,
-            frames_out=n,
+            frames_out=frames_out,
             dropped_capture=self._in_slot.dropped if self._in_slot else 0,
             dropped_output=self._out_slot.dropped if self._out_slot else 0,
             dropped_process=sum(slot.dropped for slot in self._mid_slots),
             wall_s=end - self._t0 if self._t0 else 0.0,
+            fps=fps,
+            latency=latency,
+            stages=stages,
             ended_by=self._ended_by,
             errors=list(self._errors),
+            **arrays,
         )

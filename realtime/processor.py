@@ -105,7 +105,7 @@ class FaceSwapProcessor:
         swapper = self.swapper
         r = swapper.resolution
         landmarks = [mesh_to_68(mesh) for _, mesh, _, _ in draws]
-        matrices = [align_matrix(lmk, r, swapper.face_type) for lmk in landmarks]
+        matrices = [align_matrix(lmk, r, swapper.face_type, swapper.crop_scale) for lmk in landmarks]
         crops = np.empty((len(draws), r, r, 3), np.uint8)
         for i, m in enumerate(matrices):
             crops[i] = warp_to_aligned(image, m, r)

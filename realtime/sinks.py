@@ -129,20 +129,65 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# VIDIOC_QUERYCAP = _IOR('V', 0, struct v4l2_capability) (104 bytes); device_caps at byte 88, and the
+# memory-to-memory flags V4L2_CAP_VIDEO_M2M_MPLANE (0x4000) and V4L2_CAP_VIDEO_M2M (0x8000) (linux/videodev2.h).
+_VIDIOC_QUERYCAP = 0x80685600
+_V4L2_CAP_M2M = 0x4000 | 0x8000
+_V4L2_CAP_DEVICE_CAPS = 0x80000000
+
+
+def v4l2_m2m_devices() -> list[str]:
+    """Linux /dev/video* devices that are V4L2 memory-to-memory devices (hardware codecs), by VIDIOC_QUERYCAP."""
+    import fcntl
+    import glob
+    import struct
+
+    found = []
+    for dev in sorted(glob.glob("/dev/video*")):
+        try:
+            fd = os.open(dev, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            caps = fcntl.ioctl(fd, _VIDIOC_QUERYCAP, bytes(104))
+            capabilities, device_caps = struct.unpack_from("<II", caps, 84)
+            own = device_caps if capabilities & _V4L2_CAP_DEVICE_CAPS else capabilities  # this node's, if told
+            if own & _V4L2_CAP_M2M:
+                found.append(dev)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return found
+
+
+def default_video_codecs() -> tuple[str, ...]:
+    """The codecs VideoFileSink tries, best first.
+
+    H.264 (avc1) first where it can exist. On Linux the opencv-python wheels' FFmpeg (the project's one
+    OpenCV) has no software H.264 encoder (no libx264/openh264; its only one is h264_v4l2m2m, a hardware
+    encoder behind a V4L2 memory-to-memory device): without such a device avc1 cannot open, and trying
+    makes FFmpeg print "[h264_v4l2m2m] Could not find a valid device". So it is not tried there.
+    """
+    if platform.system() == "Linux" and not v4l2_m2m_devices():
+        return ("mp4v",)
+    return ("avc1", "mp4v")
+
+
 class VideoFileSink:
-    """A video file: H.264 (avc1) where this OpenCV build can write it, else mp4v.
+    """A video file: H.264 (avc1) where this OpenCV build can write it, else mp4v (``default_video_codecs``).
 
     Written to ``NAME.partial.SUFFIX`` and renamed on ``close`` (so a finished file is never half a
     file); closing after Ctrl-C or a source end still finalises it.
     """
 
-    CODECS = ("avc1", "mp4v")
+    CODECS = ("avc1", "mp4v")  # every codec it may use
     _unavailable: set[tuple[str, str]] = set()  # (codec, suffix) this OpenCV build cannot write
 
     def __init__(self, path: str | Path, *, fps: float = 30.0, codec: str | None = None) -> None:
         self.path = Path(path)
         self.fps = fps
-        self.codecs = (codec,) if codec else self.CODECS
+        self.codecs = (codec,) if codec else default_video_codecs()
         self.codec: str | None = None
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0

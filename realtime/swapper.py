@@ -138,13 +138,13 @@ def _declared_inputs(path: Path) -> dict[str, tuple[str, list]]:
 class FaceSwapper:
     """One DFM-contract model: aligned BGR uint8 faces in, swapped faces and masks out.
 
-    ``face_type`` overrides the model's face type (bare .dfm files default to whole_face);
-    ``morph_value`` feeds ``morph_value:0`` on models that have it (DeepFaceLab AMP).
+    ``face_type`` and ``crop_scale`` override the model's (bare .dfm files: whole_face and 1, DeepFaceLab's
+    crop); ``morph_value`` feeds ``morph_value:0`` on models that have it (DeepFaceLab AMP).
     """
 
-    def __init__(self, path: str | Path, *, face_type: str | None = None, providers: list[str] | None = None,
-                 morph_value: float = DEFAULT_MORPH_VALUE, threads: int = 0) -> None:
-        self.info: ModelInfo = read_model_info(path, face_type=face_type)
+    def __init__(self, path: str | Path, *, face_type: str | None = None, crop_scale: float | None = None,
+                 providers: list[str] | None = None, morph_value: float = DEFAULT_MORPH_VALUE, threads: int = 0) -> None:
+        self.info: ModelInfo = read_model_info(path, face_type=face_type, crop_scale=crop_scale)
         self.session, self.torch_runner, self.fallback_note = None, None, ""
         if not wants_torch(providers):
             self.session = create_session(self.info.path, providers, threads)
@@ -200,13 +200,19 @@ class FaceSwapper:
         return self._prior is not None
 
     @property
+    def crop_scale(self) -> float:
+        """Side of the aligned crop the model expects over DeepFaceLab's crop of its face type."""
+        return self.info.crop_scale
+
+    @property
     def name(self) -> str:
         return self.info.path.name
 
     def describe(self) -> str:
         runs_on = (f"runs on {self.torch_runner.describe()}{self.fallback_note}" if self.torch_runner is not None
                    else f"ONNX Runtime providers in use: {', '.join(self.providers)}")
-        return (f"model {self.info.path} (identity {self.info.identity!r}, {self.resolution} px, {self.face_type}, "
+        scale = f" x{self.crop_scale:g} crop" if self.crop_scale != 1.0 else ""
+        return (f"model {self.info.path} (identity {self.info.identity!r}, {self.resolution} px, {self.face_type}{scale}, "
                 f"{np.dtype(self.input_dtype).name} input); {runs_on}")
 
     def prepare(self, warmup_runs: int = 2) -> FaceSwapper:

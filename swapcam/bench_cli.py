@@ -5,6 +5,8 @@ Example (the README table)::
     swapcam bench video.mp4 --model models/demo.onnx --pace 30,fast --frames 300 --markdown
 
 writes bench.json, bench.png and bench.md into --out and prints a summary (or the markdown table).
+With ``--soak MINUTES`` it instead runs the live loop that long (source looped and paced like a camera)
+and writes soak.json and soak.png: memory growth and latency p95 drift after warm-up.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", default=None,
                         help="ONNX Runtime execution provider, or 'torch' (the model run by torch, CUDA where present); "
                              "unset = the best available here")
+    parser.add_argument("--crop-scale", type=float, default=None,
+                        help="aligned crop side over DeepFaceLab's crop of the model's face type (default: the model's "
+                             "metadata, else 1)")
     parser.add_argument("--model-only-runs", type=int, default=100, help="session calls for the model-only throughput")
     parser.add_argument("--no-stamp", action="store_true",
                         help="skip the pixel-stamped end-to-end latency (then latency comes from the pipeline's clocks)")
@@ -47,6 +52,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for bench.json, bench.png, bench.md")
     parser.add_argument("--markdown", action="store_true", help="print the markdown table for README's Benchmarks section")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = parser.add_argument_group("soak (long run: memory growth and latency drift)")
+    g.add_argument("--soak", type=float, default=None, metavar="MINUTES",
+                   help="run the live loop this long on SOURCE (looped, camera-paced, null sink) and report memory "
+                        "growth and latency p95 drift after warm-up, instead of comparing configurations")
+    g.add_argument("--soak-sample", type=float, default=10.0, metavar="SECONDS", help="sampling interval of the soak")
+    g.add_argument("--soak-warmup", type=float, default=None, metavar="MINUTES",
+                   help="minutes not counted (default: 2, at most a fifth of the soak)")
 
 
 def _command_line() -> str:
@@ -69,7 +81,32 @@ def _print_summary(report: dict) -> None:
         print(f"    stage ms p50: {stages}")
 
 
+def _soak(args: argparse.Namespace) -> int:
+    from measure.report_plots import soak_png
+    from measure.soak import SoakError, SoakOptions, run_soak, soak_summary
+
+    try:
+        if not args.model or not Path(args.model).is_file():
+            raise SoakError(f"give an existing model with --model (got {args.model!r})")
+        options = SoakOptions(minutes=args.soak, sample_s=args.soak_sample, warmup_minutes=args.soak_warmup,
+                              progress=not args.no_progress).check()
+        report = run_soak(args.source, args.model, options, threads=args.threads, provider=args.provider,
+                          crop_scale=args.crop_scale)
+    except SoakError as exc:
+        print(f"swapcam bench: {exc}", file=sys.stderr)
+        return 2
+    report["command"] = _command_line()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "soak.json", json.dumps(report, indent=2))
+    soak_png(report, args.out / "soak.png")
+    print(soak_summary(report))
+    print(f"wrote {args.out / 'soak.json'}, soak.png")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        return _soak(args)
     from measure.bench import (
         BenchConfig,
         BenchError,
@@ -99,7 +136,8 @@ def main(args: argparse.Namespace) -> int:
         if args.model and not Path(args.model).is_file():
             raise BenchError(f"model file not found: {args.model}")
         base = BenchConfig(model=args.model or "", smoothing=_parse_bool(args.smoothing), color=args.color,
-                           threads=args.threads, provider=args.provider, mark=_parse_bool(args.mark))
+                           threads=args.threads, provider=args.provider, mark=_parse_bool(args.mark),
+                           crop_scale=args.crop_scale)
         configs = expand_configs(base, axes)
         options = BenchOptions(frames=args.frames, warmup=args.warmup, chunk=args.chunk, max_load=args.max_load,
                                stamp=not args.no_stamp, model_only_runs=args.model_only_runs,

@@ -9,7 +9,9 @@ from pathlib import Path
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt, or the run folder holding it")
-    p.add_argument("--out", required=True, help="the ONNX file to write (e.g. models/NAME.onnx)")
+    p.add_argument("--out", required=True,
+                   help="the model file to write: models/NAME.onnx, or NAME.dfm (the same bytes under DeepFaceLab's "
+                        "name, which DeepFaceLive's model list needs)")
     p.add_argument("--fp16", action="store_true", help="store the weights in float16 (inputs/outputs stay float32)")
     p.add_argument("--identity", default=None, help="name of the identity the model shows (default: the run's)")
     p.add_argument("--consent", default=None, metavar="TEXT",

@@ -44,6 +44,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="near-duplicate: 1 - correlation of 16x16 grey thumbnails below F")
     parser.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
                         help="write a contact sheet of the faceset (sampled faces + statistics) to this PNG")
+    parser.add_argument("--crop-scale", type=float, default=1.0,
+                        help="crop side over DeepFaceLab's crop of the face type (below 1 tighter); the trained model "
+                             "records it and the live loop cuts faces the same way (e.g. 0.9: DeepFaceLive's default "
+                             "face coverage 2.2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
@@ -57,6 +61,7 @@ def _options(args: argparse.Namespace) -> ExtractOptions:
         max_faces=args.max_faces,
         min_sharpness=args.min_sharpness,
         progress=not args.no_progress,
+        crop_scale=args.crop_scale,
     )
 
 

@@ -29,7 +29,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", action="append", type=Path, metavar="PATH",
                    help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})"
                         "%(default).0s")
-    g.add_argument("--face-type", default=None, help="override the model's face type (bare .dfm files: whole_face)")
+    g.add_argument("--face-type", default=None,
+                   help="override the model's face type (bare .dfm files: whole_face; DeepFaceLab SAEHD models "
+                        "trained as full face: full)")
+    g.add_argument("--crop-scale", type=float, default=None,
+                   help="aligned crop side over DeepFaceLab's crop of the face type, for models trained on other "
+                        "tools' crops (default: the model's metadata, else 1; e.g. 0.9 for DeepFaceLive's face "
+                        "coverage 2.2)")
     g.add_argument("--providers", "--provider", default=None,
                    help="comma-separated ONNX Runtime providers to use instead of the best available ones, or "
                         "'torch' to run the model with torch (CUDA where present: no onnxruntime-gpu needed)")
@@ -124,8 +130,8 @@ def _load_models(args) -> list:
                 f"the demo model {DEFAULT_MODEL} is missing. It ships with the repository (git pull / a fresh "
                 "clone brings it); or make your own with `swapcam extract`, `swapcam train`, `swapcam export`, "
                 "or use any DeepFaceLab .dfm / DFM-compatible .onnx with --model PATH")
-        swapper = FaceSwapper(path, face_type=args.face_type, providers=providers, morph_value=args.morph,
-                              threads=args.threads)
+        swapper = FaceSwapper(path, face_type=args.face_type, crop_scale=args.crop_scale, providers=providers,
+                              morph_value=args.morph, threads=args.threads)
         swapper.prepare()
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)

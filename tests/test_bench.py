@@ -41,7 +41,7 @@ def test_stamped_latency_through_the_real_pipeline_counts_every_frame(astronaut_
     frames = load_frames(str(astronaut_video), 10)
     clock = StampClock()
     source = StampedSource(FrameStore(frames), clock, 60.0)
-    stats = Pipeline(source, PassThrough(), [StampReaderSink(NullSink(), clock)]).run(max_frames=20)
+    stats = Pipeline(source, PassThrough(), [StampReaderSink(NullSink(), clock)], record_frames=True).run(max_frames=20)
     assert stats.frames_out == 20 and clock.unreadable == 0
     assert len(clock.latency_ms) == 20
     # the stamp's clock and the pipeline's agree on a pass-through loop (both well under a frame)

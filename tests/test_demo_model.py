@@ -28,6 +28,16 @@ def test_demo_model_is_small_and_describes_itself():
     sources = {s for d in json.loads(meta["swapcam.training_data"]) for s in d["sources"]}
     assert "grid_s1.mp4" in sources
     assert int(meta["swapcam.training_steps"]) > 0
+    assert info.crop_scale == 1.0
+
+
+def test_demo_model_declares_batch_r_r_c():
+    import onnx
+
+    proto = onnx.load(str(DEMO))
+    dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim] for v in (*proto.graph.input, *proto.graph.output)]
+    assert dims == [["batch", 128, 128, 3], ["batch", 128, 128, 1], ["batch", 128, 128, 3], ["batch", 128, 128, 1]]
+    onnx.checker.check_model(proto, full_check=True)
 
 
 def test_model_card_states_the_figures_and_credits():

@@ -107,9 +107,9 @@ def test_missing_or_corrupt_checkpoint_is_refused(tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp"))
 
 
-def test_out_must_be_onnx(trained_run, tmp_path):
-    with pytest.raises(ExportError, match=".onnx"):
-        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=tmp_path / "m.dfm", consent="test"))
+def test_out_must_be_onnx_or_dfm(trained_run, tmp_path):
+    with pytest.raises(ExportError, match=r"\.onnx \(or \.dfm"):
+        export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=tmp_path / "m.pt", consent="test"))
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT present: the cache is built instead")
@@ -129,3 +129,56 @@ def test_export_without_consent_is_refused_and_says_why(trained_run, tmp_path, c
     assert not out.exists() and not list(tmp_path.iterdir())
     with pytest.raises(ExportError, match="consent"):
         export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=out))
+
+
+def _declared(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_inputs_and_outputs_declare_batch_r_r_c(exported_model, trained_run):
+    """Issue 13: the outputs declared ['batch', 'batch', 'Transpose...dim_2', C]; tools that trust declared
+    shapes (TensorRT, OpenVINO, converters) need [N, R, R, C], with one symbol for N."""
+    proto = onnx.load(str(exported_model))
+    declared = [_declared(v) for v in (*proto.graph.input, *proto.graph.output)]
+    assert declared == [["batch", 128, 128, 3], ["batch", 128, 128, 1], ["batch", 128, 128, 3], ["batch", 128, 128, 1]]
+    onnx.checker.check_model(proto, full_check=True)  # strict shape inference agrees with the declarations
+    sess = ort.InferenceSession(str(exported_model), providers=["CPUExecutionProvider"])
+    assert [o.shape for o in sess.get_outputs()] == [["batch", 128, 128, c] for c in (1, 3, 1)]
+    outs = sess.run(None, {INPUT_NAME: _faces(trained_run, 3)})
+    assert [list(o.shape) for o in outs] == [[3, 128, 128, c] for c in (1, 3, 1)]
+
+
+def test_declared_shapes_are_checked_against_the_graph(exported_model):
+    from training.export import declare_io_shapes
+
+    with pytest.raises(ExportError, match="shape inference fails"):
+        declare_io_shapes(onnx.load(str(exported_model)), 64)  # a 128 px graph cannot be declared 64 px
+
+
+def _without_created(path) -> bytes:
+    proto = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "swapcam.created"]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+def test_out_dfm_writes_the_same_model_under_deepfacelabs_name(trained_run, tmp_path, capsys):
+    """DeepFaceLive lists only *.dfm files: `--out NAME.dfm` gives the same bytes as NAME.onnx (but the export time)."""
+    for name in ("astronaut.dfm", "astronaut.onnx"):
+        assert swapcam(["export", str(trained_run.out), "--out", str(tmp_path / name), "--fp16", *CONSENT]) == 0
+    assert "wrote" in capsys.readouterr().out and not list(tmp_path.glob(".*tmp"))
+    assert _without_created(tmp_path / "astronaut.dfm") == _without_created(tmp_path / "astronaut.onnx")
+    info = read_model_info(tmp_path / "astronaut.dfm")
+    assert info.self_described and info.resolution == 128
+    proto = onnx.load(str(tmp_path / "astronaut.dfm"))
+    assert [_declared(o) for o in proto.graph.output] == [["batch", 128, 128, c] for c in (1, 3, 1)]  # fp16 too
+
+
+def test_crop_scale_is_recorded_in_the_model(exported_model, trained_run, tmp_path):
+    assert read_model_info(exported_model).metadata["swapcam.crop_scale"] == "1.0"
+    out = tmp_path / "tight.onnx"
+    info = export_checkpoint(ExportRequest(checkpoint=trained_run.checkpoint, out=out, crop_scale=0.92, consent="test"))
+    assert info.crop_scale == 0.92 and read_model_info(out).crop_scale == 0.92
+    assert read_model_info(out, crop_scale=1.1).crop_scale == 1.1  # --crop-scale overrides it

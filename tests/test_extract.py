@@ -195,3 +195,25 @@ def test_help_explains_every_option(capsys):
         assert option in text
     assert re.search(r"--size SIZE\s+side of the aligned face images in pixels\s+\(default:\s+256\)", text)
     assert "whole_face" in text
+
+
+def test_crop_scale_is_cut_recorded_and_kept_apart(tmp_path, astronaut):
+    """--crop-scale cuts a tighter crop, the manifest records it (the trainer passes it on to the model's
+    metadata), and facesets of different crops are never mixed."""
+    import cv2
+
+    from training.dataset import open_facesets
+    from training.faceset import Faceset, FacesetError
+
+    cv2.imwrite(str(tmp_path / "a.png"), astronaut)
+    normal = extract([tmp_path / "a.png"], tmp_path / "normal", ExtractOptions(size=64, progress=False))
+    tight = extract([tmp_path / "a.png"], tmp_path / "tight", ExtractOptions(size=64, crop_scale=0.8, progress=False))
+    assert normal.faces_written == tight.faces_written == 1
+    fs_normal, fs_tight = Faceset.open(tmp_path / "normal"), Faceset.open(tmp_path / "tight")
+    assert (fs_normal.crop_scale, fs_tight.crop_scale) == (1.0, 0.8)
+    eye_gap = [np.ptp(np.asarray(fs.records[0].aligned_landmarks)[[36, 45], 0]) for fs in (fs_normal, fs_tight)]
+    assert eye_gap[1] == pytest.approx(eye_gap[0] / 0.8, rel=0.02)
+    with pytest.raises(FacesetError, match="crop scale"):
+        extract([tmp_path / "a.png"], tmp_path / "tight", ExtractOptions(size=64, progress=False))
+    with pytest.raises(FacesetError, match="--crop-scale"):
+        open_facesets(tmp_path / "normal", tmp_path / "tight")

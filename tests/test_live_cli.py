@@ -26,7 +26,7 @@ def test_help_lists_every_option(tmp_path):
     assert res.returncode == 0
     for option in ("--model", "--source", "--sink", "--output", "--vcam-format", "--no-smoothing", "--color",
                    "--erode", "--blur", "--opacity", "--hull", "--largest-only", "--unpaced", "--loop",
-                   "--side-by-side", "--max-frames", "--reconnect"):
+                   "--side-by-side", "--max-frames", "--reconnect", "--crop-scale", "--face-type"):
         assert option in res.stdout, option
 
 
@@ -41,6 +41,8 @@ def test_bad_inputs_exit_non_zero_with_a_clear_message(tmp_path, exported_model)
     assert res.returncode == 2 and "camera 7 does not open" in res.stderr and "Cameras found" in res.stderr
     res = _run(["--model", str(exported_model), "--source", str(tmp_path / "missing.mp4")], tmp_path)
     assert res.returncode == 2 and "missing.mp4" in res.stderr
+    res = _run(["--model", str(exported_model), "--crop-scale", "5", "--sink", "null"], tmp_path)
+    assert res.returncode == 2 and "--crop-scale: crop scale 5" in res.stderr
 
 
 def test_missing_default_model_says_how_to_get_one(tmp_path):
@@ -114,3 +116,26 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
     assert frames > 0
+
+
+CHATTER = ("W0000", "inference_feedback_manager", "Feedback manager", "absl::InitializeLog", "XNNPACK",
+           "h264_v4l2m2m", "Could not find a valid device", "can't configure encoder")
+
+
+def test_a_run_to_a_file_prints_no_library_chatter(tmp_path, exported_model, astronaut_video):
+    """Issue 13: MediaPipe's start-up lines and FFmpeg's H.264 hardware-encoder probe stay out of the terminal;
+    what is left on stderr is nothing at all for a clean run."""
+    out = tmp_path / "clean.mp4"
+    res = _run(["--model", str(exported_model), "--source", str(astronaut_video), "--unpaced", "--max-frames", "10",
+                "--sink", "file", "--output", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    for text in CHATTER:
+        assert text not in res.stderr and text not in res.stdout, text
+    assert res.stderr.strip() == ""
+    assert out.exists() and "frames out 10" in res.stdout
+
+
+def test_real_errors_still_reach_stderr(tmp_path, exported_model, astronaut_video):
+    res = _run(["--model", str(exported_model), "--source", str(astronaut_video), "--sink", "file",
+                "--output", str(tmp_path / "x.mp4"), "--color", "sepia"], tmp_path)
+    assert res.returncode == 2 and "invalid choice: 'sepia'" in res.stderr

@@ -51,7 +51,8 @@ def test_pipeline_marks_every_frame_before_the_sinks_and_never_the_captured_fram
 
     marker = OutputMarker(bytes.fromhex("cafef00d"))
     sink = CollectSink()
-    stats = Pipeline(open_source(str(astronaut_video), realtime=False), PassThrough(), [sink], marker=marker).run()
+    stats = Pipeline(open_source(str(astronaut_video), realtime=False), PassThrough(), [sink], marker=marker,
+                     record_frames=True).run()
     assert stats.frames_out == len(sink.frames) > 10
     assert (stats.stage_ms["mark"] > 0).all()
     x0, y0, x1, y1 = marker.label.box(sink.frames[0].shape)

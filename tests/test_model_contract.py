@@ -86,3 +86,15 @@ def test_missing_and_non_onnx_files_are_refused(tmp_path):
 def test_metadata_resolution_must_match_the_graph(tmp_path):
     with pytest.raises(ModelContractError, match="resolution"):
         read_model_info(_graph_model(tmp_path / "m.onnx", metadata={"swapcam.resolution": "128"}))
+
+
+def test_crop_scale_comes_from_metadata_else_one_and_can_be_overridden(tmp_path):
+    """A model trained on other tools' crops says so in swapcam.crop_scale; a bare .dfm is DeepFaceLab's crop (1)."""
+    assert read_model_info(_graph_model(tmp_path / "bare.dfm")).crop_scale == 1.0
+    tight = read_model_info(_graph_model(tmp_path / "tight.onnx", metadata={"swapcam.crop_scale": "0.92"}))
+    assert tight.crop_scale == 0.92
+    assert read_model_info(tmp_path / "tight.onnx", crop_scale=1.05).crop_scale == 1.05
+    with pytest.raises(ModelContractError, match="swapcam.crop_scale: crop scale 7"):
+        read_model_info(_graph_model(tmp_path / "bad.onnx", metadata={"swapcam.crop_scale": "7"}))
+    with pytest.raises(ModelContractError, match="--crop-scale"):
+        read_model_info(tmp_path / "bare.dfm", crop_scale=0.1)

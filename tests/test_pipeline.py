@@ -87,7 +87,7 @@ def test_video_through_exported_model_to_file_and_virtual_camera(swapper, astron
     vcam = VirtualCameraSink(fps=25, fmt="I420", backend="swapcam-pipeline-test")
     processor = FaceSwapProcessor([swapper])
     pipe = Pipeline(VideoFileSource(astronaut_video, realtime=False), processor,
-                    [collect, VideoFileSink(out_path, fps=25), vcam])
+                    [collect, VideoFileSink(out_path, fps=25), vcam], record_frames=True)
     stats = pipe.run()
     processor.close()
 
@@ -133,7 +133,7 @@ def test_frame_without_a_face_passes_through_exactly(swapper, tmp_path, astronau
     cv2.imwrite(str(tmp_path / "1_face.png"), cv2.resize(astronaut, (640, 480)))
     processor = FaceSwapProcessor([swapper], hold=0, fade=0)
     collect = CollectSink()
-    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect]).run()
+    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect], record_frames=True).run()
     processor.close()
     assert list(stats.faces) == [0, 1]
     assert np.array_equal(collect.frames[0], wall)
@@ -148,7 +148,7 @@ def test_lost_face_is_held_then_faded(swapper, tmp_path, astronaut):
     # A face that disappears: the frames after it show a plain wall; the held swap fades over them.
     processor = FaceSwapProcessor([swapper], hold=1, fade=2, merge=MergeSettings(color="none"))
     collect = CollectSink()
-    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect]).run()
+    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect], record_frames=True).run()
     processor.close()
     assert list(stats.faces[:5]) == [1, 1, 1, 1, 1] and list(stats.faces[5:]) == [0, 0]
     strength = [np.abs(f.astype(int) - 90).mean() for f in collect.frames[2:]]
@@ -165,7 +165,7 @@ def test_live_source_drops_old_frames_instead_of_queueing():
             timings["swap"] = 100.0
             return frame.image, 0
 
-    stats = Pipeline(DemoSource(fps=30, seconds=1.5), Slow(), [CollectSink()]).run()
+    stats = Pipeline(DemoSource(fps=30, seconds=1.5), Slow(), [CollectSink()], record_frames=True).run()
     assert stats.dropped_capture > 10
     assert stats.latency_percentile(95) < 100 + 2 * 33 + 60  # one processing time + about a frame, not growing
     assert list(stats.seq) == sorted(stats.seq)
@@ -207,7 +207,8 @@ def test_processing_error_ends_cleanly_and_is_reported(tmp_path):
 def test_shared_grid_clip(swapper):
     video = shared_path("video/grid_s26.mp4")
     processor = FaceSwapProcessor([swapper])
-    stats = Pipeline(VideoFileSource(video, realtime=False), processor, [CollectSink()]).run(max_frames=20)
+    stats = Pipeline(VideoFileSource(video, realtime=False), processor, [CollectSink()],
+                     record_frames=True).run(max_frames=20)
     processor.close()
     assert stats.frames_out == 20 and (stats.faces == 1).mean() > 0.9
 
@@ -218,7 +219,8 @@ def test_split_and_serial_processing_give_the_same_frames(swapper, astronaut_vid
     for split in (True, False):
         processor = FaceSwapProcessor([swapper])
         collect = CollectSink()
-        pipe = Pipeline(VideoFileSource(astronaut_video, realtime=False), processor, [collect], split=split)
+        pipe = Pipeline(VideoFileSource(astronaut_video, realtime=False), processor, [collect], split=split,
+                        record_frames=True)
         assert pipe.split is split
         stats = pipe.run(max_frames=12)
         processor.close()
@@ -248,7 +250,7 @@ def test_two_faces_swapped_in_one_batched_call(swapper, tmp_path, grace_hopper):
 
     processor = FaceSwapProcessor([CountingSwapper()], max_faces=2)
     collect = CollectSink()
-    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect]).run()
+    stats = Pipeline(ImageFolderSource(tmp_path, realtime=False), processor, [collect], record_frames=True).run()
     processor.close()
     assert list(stats.faces) == [2] and calls == [2]
     diff = (collect.frames[0] != pair).any(2)

@@ -18,8 +18,10 @@ from realtime.sinks import (
     VirtualCameraSink,
     VirtualCameraUnavailable,
     WindowSink,
+    default_video_codecs,
     draw_hud,
     side_by_side,
+    v4l2_m2m_devices,
     virtual_camera_available,
 )
 
@@ -123,6 +125,18 @@ def test_video_file_sink_finalises_a_readable_file(tmp_path, astronaut):
     assert len(decoded) == 12 and decoded[0].shape == (240, 320, 3)
     assert np.abs(decoded[5].astype(int) - frames[5]).mean() < 8.0
     assert sink.codec in VideoFileSink.CODECS
+
+
+def test_h264_is_not_probed_where_its_only_encoder_cannot_exist(tmp_path, capfd):
+    """Linux without a V4L2 memory-to-memory device: the wheel's FFmpeg has no H.264 encoder to open, so
+    avc1 is not tried (trying printed "[h264_v4l2m2m] Could not find a valid device")."""
+    if platform.system() != "Linux" or v4l2_m2m_devices():
+        pytest.skip("an H.264 encoder may exist here")
+    assert default_video_codecs() == ("mp4v",)
+    sink = VideoFileSink(tmp_path / "x.mp4")
+    sink.write(np.zeros((48, 64, 3), np.uint8))
+    sink.close()
+    assert sink.codec == "mp4v" and "h264" not in capfd.readouterr().err
 
 
 def _info(**kw) -> FrameInfo:

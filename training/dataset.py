@@ -56,6 +56,9 @@ def open_facesets(src: str | Path, dst: str | Path) -> tuple[Faceset, Faceset]:
     a, b = fs
     if a.face_type != b.face_type:
         raise FacesetError(f"src faceset is {a.face_type}, dst faceset is {b.face_type}: extract both with the same --face-type")
+    if a.crop_scale != b.crop_scale:
+        raise FacesetError(f"src faceset has crop scale {a.crop_scale:g}, dst faceset {b.crop_scale:g}: extract both "
+                           "with the same --crop-scale")
     if a.resolution != b.resolution:
         raise FacesetError(f"src faceset is {a.resolution} px, dst faceset is {b.resolution} px: extract both at the same --size")
     return a, b
@@ -65,7 +68,7 @@ def faceset_summary(role: str, faceset: Faceset) -> dict:
     """What the exported model's metadata records about a faceset it was trained on."""
     sources = sorted({Path(r.source).name for r in faceset.records})
     return {"role": role, "faceset": faceset.path.name, "faces": len(faceset), "resolution": faceset.resolution,
-            "face_type": faceset.face_type, "sources": sources}
+            "face_type": faceset.face_type, "crop_scale": faceset.crop_scale, "sources": sources}
 
 
 def random_affine(rng: np.random.Generator, size: int, aug: AugmentConfig) -> tuple[np.ndarray, bool]:

@@ -3,8 +3,11 @@
 The graph is encoder (+inter) + src decoder (+ the dst side's mask branch, which gives
 ``out_face_mask:0``, as DeepFaceLab's DFM export does), wrapped so that the input is
 ``in_face:0`` float32 [N, R, R, 3] NHWC BGR in [0, 1] and the outputs are, in order,
-``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic.
-Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``.
+``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic
+and every input and output declares its shape as ``[batch, R, R, C]`` (one symbol for the batch), so
+tools that trust declared shapes (TensorRT, OpenVINO, converters) read the contract from the file.
+Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``. ``--out NAME.dfm`` writes
+the same bytes under DeepFaceLab's file name (DeepFaceLive lists only ``*.dfm`` files).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from realtime.swapper import create_session, tensorrt_cache_dir
 from training.model import FaceSwapModel
 
 ONNX_OPSET = 17
+MODEL_SUFFIXES = (".onnx", ".dfm")  # a .dfm is the same ONNX file under DeepFaceLab's name
+BATCH_DIM = "batch"
 
 
 class ExportError(RuntimeError):
@@ -68,9 +73,52 @@ def export_onnx_graph(model: FaceSwapModel, path: Path, fp16: bool = False) -> N
             dynamic_axes={**{n: {0: "batch"} for n in inputs}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
             opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False,
         )
+    proto = onnx.load(str(path))
     if fp16:
-        proto = onnx.load(str(path))
-        onnx.save(to_fp16_weights(proto), str(path))
+        proto = to_fp16_weights(proto)
+    onnx.save(declare_io_shapes(proto, res), str(path))
+
+
+def declare_io_shapes(proto, resolution: int):
+    """Declare ``in_face:0`` and the three outputs as ``[batch, R, R, C]`` (contract 1), after checking
+    that ONNX shape inference (strict) computes exactly those outputs from that input; returns ``proto``.
+
+    The TorchScript exporter declares the outputs' dims from its own shape tracking, which loses them
+    after the decoder's reshape (``['batch', 'batch', 'Transpose...dim_2', C]``): ONNX Runtime ignores
+    declared shapes, TensorRT, OpenVINO and converters do not.
+    """
+    import onnx
+
+    def declare(value_info, dims: list) -> None:
+        shape = value_info.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            if isinstance(d, str):
+                shape.dim.add().dim_param = d
+            else:
+                shape.dim.add().dim_value = d
+
+    graph = proto.graph
+    initializers = {t.name for t in graph.initializer}
+    face_input = next(i for i in graph.input if i.name == INPUT_NAME and i.name not in initializers)
+    outputs = sorted(graph.output, key=lambda o: OUTPUT_NAMES.index(o.name))
+    expected = {name: [resolution, resolution, c] for name, c in zip(OUTPUT_NAMES, (1, 3, 1))}
+    declare(face_input, [BATCH_DIM, resolution, resolution, 3])
+    del graph.value_info[:]  # the exporter's intermediate shapes carry the same confusion
+    for out in outputs:
+        out.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except onnx.shape_inference.InferenceError as exc:
+        raise ExportError(f"ONNX shape inference fails on the exported graph with input [batch, {resolution}, "
+                          f"{resolution}, 3]: {exc}") from exc
+    for out in inferred.graph.output:
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
+        if dims[1:] != expected[out.name]:
+            raise ExportError(f"{out.name}: the graph computes [N, {dims[1:]}], not [N, {expected[out.name]}]")
+    for out in outputs:
+        declare(out, [BATCH_DIM, *expected[out.name]])
+    return proto
 
 
 def to_fp16_weights(proto):
@@ -115,6 +163,7 @@ class ExportRequest:
     consent: str = ""  # required: ``check_consent`` refuses an empty record
     data_credits: str = "not stated"
     force: bool = False
+    crop_scale: float | None = None  # None: the run's (its facesets' crop), else 1
 
 
 NO_CONSENT = ("", "not stated", "none", "n/a", "unknown")
@@ -144,8 +193,8 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
     out = Path(req.out)
     if out.exists() and not req.force:
         raise ExportError(f"{out} exists; refusing to overwrite it (pass --force, or choose another --out)")
-    if out.suffix.lower() != ".onnx":
-        raise ExportError(f"--out must end in .onnx, got {out.name}")
+    if out.suffix.lower() not in MODEL_SUFFIXES:
+        raise ExportError(f"--out must end in .onnx (or .dfm, the same file under DeepFaceLab's name), got {out.name}")
     ckpt = load_checkpoint(req.checkpoint)
     model = ckpt.build_model()
     cfg, run = model.config, ckpt.run_config
@@ -155,6 +204,7 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
         architecture=f"{cfg.arch}:{cfg.preset}" + (":fp16" if req.fp16 else ""),
         training_steps=ckpt.step, training_data=run.get("training_data", []), consent=consent,
         data_credits=req.data_credits,
+        crop_scale=req.crop_scale if req.crop_scale is not None else run.get("crop_scale", 1.0),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     if cfg.prior:
@@ -166,7 +216,7 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
             raise ExportError(f"{run_dir} holds a prior model but no reference.npz: the reference cannot be embedded")
         metadata.update(reference.to_metadata())
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f"{out.suffix}.tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from realtime.alignment import align_face, check_face_type
+from realtime.alignment import align_face, check_crop_scale, check_face_type
 from realtime.atomic_files import write_text
 from realtime.landmarks import DetectedFace, FaceLandmarker
 from training.faceset import MANIFEST_NAME, FaceRecord, Faceset, round_points
@@ -43,9 +43,11 @@ class ExtractOptions:
     max_faces: int = 1
     min_sharpness: float = 0.0
     progress: bool = True
+    crop_scale: float = 1.0  # crop side over DeepFaceLab's crop of face_type
 
     def __post_init__(self) -> None:
         check_face_type(self.face_type)
+        check_crop_scale(self.crop_scale)
         if self.size < 16:
             raise ValueError(f"size must be at least 16 px, got {self.size}")
         if self.every_nth < 1:
@@ -184,7 +186,7 @@ class _Extractor:
             if face.size < self.opt.min_face_size:
                 self.summary.drop(f"smaller than --min-face-size {self.opt.min_face_size:g} px")
                 continue
-            aligned = align_face(frame, face.landmarks68, self.opt.size, self.opt.face_type)
+            aligned = align_face(frame, face.landmarks68, self.opt.size, self.opt.face_type, self.opt.crop_scale)
             sharp = sharpness(aligned.image, aligned.aligned_landmarks68)
             if sharp < self.opt.min_sharpness:
                 self.summary.drop(f"blurrier than --min-sharpness {self.opt.min_sharpness:g}")
@@ -288,7 +290,7 @@ def extract(inputs: list[str | Path], out: str | Path, options: ExtractOptions =
     """
     start = time.perf_counter()
     summary = ExtractSummary()
-    faceset = Faceset.create(out, options.size, options.face_type)
+    faceset = Faceset.create(out, options.size, options.face_type, options.crop_scale)
     run = _Extractor(faceset, options, summary)
     jobs = collect_inputs(inputs, summary, Path(out))
     for kind, path in jobs:

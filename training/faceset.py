@@ -65,6 +65,7 @@ class FacesetHeader:
     resolution: int
     face_type: str
     format: str = FORMAT
+    crop_scale: float = 1.0  # crop side over DeepFaceLab's crop of face_type (manifests before it: 1)
     version: int = FORMAT_VERSION
 
 
@@ -92,6 +93,10 @@ class Faceset:
     @property
     def face_type(self) -> str:
         return self.header.face_type
+
+    @property
+    def crop_scale(self) -> float:
+        return self.header.crop_scale
 
     @staticmethod
     def is_faceset(path: str | Path) -> bool:
@@ -123,7 +128,7 @@ class Faceset:
         return cls(path, header, records)
 
     @classmethod
-    def create(cls, path: str | Path, resolution: int, face_type: str) -> Faceset:
+    def create(cls, path: str | Path, resolution: int, face_type: str, crop_scale: float = 1.0) -> Faceset:
         """Open ``path`` for appending, creating it if needed.
 
         Refuses a non-empty folder that is not a faceset, and a faceset of another resolution or
@@ -132,16 +137,17 @@ class Faceset:
         path = Path(path)
         if cls.is_faceset(path):
             fs = cls.open(path)
-            if (fs.resolution, fs.face_type) != (resolution, face_type):
+            if (fs.resolution, fs.face_type, fs.crop_scale) != (resolution, face_type, crop_scale):
                 raise FacesetError(
-                    f"{path} holds {fs.face_type} faces at {fs.resolution} px; asked for {face_type} at {resolution} px "
-                    "— choose another --out folder or the same settings"
+                    f"{path} holds {fs.face_type} faces at {fs.resolution} px, crop scale {fs.crop_scale:g}; asked for "
+                    f"{face_type} at {resolution} px, crop scale {crop_scale:g} — choose another --out folder or the "
+                    "same settings"
                 )
             return fs
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise FacesetError(f"{path} exists and is not a faceset; refusing to write into it (choose an empty or new folder)")
         path.mkdir(parents=True, exist_ok=True)
-        header = FacesetHeader(resolution=resolution, face_type=face_type)
+        header = FacesetHeader(resolution=resolution, face_type=face_type, crop_scale=crop_scale)
         with open(path / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(asdict(header)) + "\n")
         return cls(path, header, [])

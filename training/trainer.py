@@ -262,7 +262,7 @@ def _prior_inputs(src_fs, out: Path, progress: bool):
     return reference, meshes
 
 
-def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
+def check_resume(ckpt, model_cfg: ModelConfig, face_type: str, crop_scale: float = 1.0) -> None:
     """Refuse a checkpoint whose model differs from what the command line asks for."""
     if ckpt.model_config != model_cfg:
         theirs, ours = ckpt.model_config.to_dict(), model_cfg.to_dict()
@@ -273,6 +273,10 @@ def check_resume(ckpt, model_cfg: ModelConfig, face_type: str) -> None:
     if trained_on and trained_on != face_type:
         raise TrainError(f"{ckpt.path} was trained on {trained_on} faces; these facesets are {face_type}: "
                          "resume with facesets of the same face type, or choose a new --out folder")
+    trained_scale = ckpt.run_config.get("crop_scale", 1.0)
+    if trained_scale != crop_scale:
+        raise TrainError(f"{ckpt.path} was trained on faces cut at crop scale {trained_scale:g}; these facesets are "
+                         f"{crop_scale:g}: resume with facesets of the same --crop-scale, or choose a new --out folder")
 
 
 def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
@@ -310,7 +314,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     ckpt = None
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        check_resume(ckpt, model_cfg, src_fs.face_type)
+        check_resume(ckpt, model_cfg, src_fs.face_type, src_fs.crop_scale)
 
     rt = setup_runtime(cfg.amp)
     torch.manual_seed(cfg.seed)
@@ -359,7 +363,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
             priors = dst_priors(reference, np.ascontiguousarray(faces))
             preview_batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
         preview_batch = to_device(preview_batch, rt)
-    run_config = {**asdict(cfg), "face_type": src_fs.face_type,
+    run_config = {**asdict(cfg), "face_type": src_fs.face_type, "crop_scale": src_fs.crop_scale,
                   "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
                   "identity": cfg.identity or src_fs.path.name}
     writer = None
