@@ -1,5 +1,9 @@
 """The per-frame work of the live loop: landmarks -> smoothing -> align -> swap (batched) -> merge.
 
+One smoothing path: the whole face mesh (478 points) is smoothed by the One Euro filter, and the
+68-point landmarks that alignment and merge use are taken from the smoothed mesh. Swappers that warp
+by the mesh (``needs_mesh``, the one-photo swapper) also get it, in aligned pixels.
+
 ``FaceSwapProcessor.process(frame, timings)`` follows the pipeline's processor protocol and times
 each stage (ms) into ``timings``: landmarks, align, swap, merge. It is also split in two,
 ``detect`` (landmarks, smoothing, face-loss hold) and ``render`` (align, swap, merge), so that the
@@ -13,7 +17,7 @@ import time
 
 import numpy as np
 
-from realtime.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
 from realtime.merge import Merger, MergeSettings
 from realtime.smoothing import FaceHold, LandmarkSmoother
 from realtime.sources import Frame
@@ -22,7 +26,7 @@ from realtime.sources import Frame
 class FaceSwapProcessor:
     """Swaps every face (or the largest) of each frame with the current model.
 
-    swappers: one or more ``FaceSwapper`` (next/previous model switch between them);
+    swappers: one or more swappers (``FaceSwapper``, ``PhotoSwapper``; next/previous switch between them);
     landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
     smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
     hold / fade: frames a lost face is held, then faded out.
@@ -78,17 +82,17 @@ class FaceSwapProcessor:
         return self.render(frame, self.detect(frame, timings), timings)
 
     def detect(self, frame: Frame, timings: dict[str, float]) -> list[tuple[int, np.ndarray, float, float]]:
-        """Landmarks, smoothing and face-loss hold: [(face_id, landmarks68, size, opacity)] to draw."""
+        """Landmarks, smoothing and face-loss hold: [(face_id, mesh (478, 2), size, opacity)] to draw."""
         t0 = time.perf_counter()
         faces = self.landmarker.detect(frame.image)
         if self.largest_only and len(faces) > 1:
             faces = [max(faces, key=lambda f: f.size)]
         present = {}
         for f in faces:
-            present[f.face_id] = (self.smoother(f.face_id, f.landmarks68, frame.t, f.size), f.size)
+            present[f.face_id] = (self.smoother(f.face_id, f.points, frame.t, f.size), f.size)
         self.smoother.keep_only(present)
         draws = self.hold.update(present)
-        self.last_landmarks = {fid: lmk for fid, lmk, _, _ in draws}
+        self.last_landmarks = {fid: mesh_to_68(mesh) for fid, mesh, _, _ in draws}
         timings["landmarks"] = (time.perf_counter() - t0) * 1000
         return draws
 
@@ -101,18 +105,23 @@ class FaceSwapProcessor:
             return image, 0
         swapper = self.swapper
         r = swapper.resolution
-        matrices = [align_matrix(lmk, r, swapper.face_type) for _, lmk, _, _ in draws]
+        landmarks = [mesh_to_68(mesh) for _, mesh, _, _ in draws]
+        matrices = [align_matrix(lmk, r, swapper.face_type) for lmk in landmarks]
         crops = np.empty((len(draws), r, r, 3), np.uint8)
         for i, m in enumerate(matrices):
             crops[i] = warp_to_aligned(image, m, r)
         t2 = time.perf_counter()
         timings["align"] = (t2 - t1) * 1000
-        result = swapper.get(crops)
+        if getattr(swapper, "needs_mesh", False):
+            meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)])
+            result = swapper.get(crops, meshes.astype(np.float32))
+        else:
+            result = swapper.get(crops)
         t3 = time.perf_counter()
         timings["swap"] = (t3 - t2) * 1000
         out = image.copy()
-        for i, (fid, lmk, _, opacity) in enumerate(draws):
-            aligned_lmk = transform_points(lmk, matrices[i]) if self.merge_settings.hull else None
+        for i, (fid, _, _, opacity) in enumerate(draws):
+            aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
             self.merger.merge(out, fid, crops[i], matrices[i], result.face[i], result.face_mask[i],
                               result.celeb_mask[i], aligned_lmk, opacity)
         self.merger.forget([fid for fid, *_ in draws])
