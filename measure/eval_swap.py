@@ -15,15 +15,21 @@ import numpy as np
 
 
 def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, color: str = "rct", smoothing: bool = True,
-                fps: float = 25.0, providers: list[str] | None = None) -> Iterator[np.ndarray]:
-    """Yield each frame swapped with ``model`` (frames without a face come back unchanged)."""
+                fps: float = 25.0, providers: list[str] | None = None, swapper=None) -> Iterator[np.ndarray]:
+    """Yield each frame swapped with ``model`` (frames without a face come back unchanged).
+
+    ``model`` is anything ``--model`` takes (an ONNX/DFM model, or a photo, folder or video for the
+    one-photo swap); ``swapper`` is an already opened one (then ``model`` only names it).
+    """
     from realtime.merge import MergeSettings
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
     from realtime.sources import Frame
-    from realtime.swapper import FaceSwapper
+    from realtime.swappers import open_swapper
 
-    swapper = FaceSwapper(model, providers=providers).prepare()
+    if swapper is None:
+        swapper = open_swapper(model, providers=providers)
+    swapper.prepare()
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=smoothing),
                                   merge=MergeSettings(color=color).validate())
     try:
