@@ -131,7 +131,8 @@ class Merger:
             swapped = np.clip(cv2.addWeighted(swapped, 1 + self.settings.sharpen, blurred, -self.settings.sharpen, 0), 0, 1)
         alpha = m * np.float32(self.settings.opacity * opacity)
         face_u8 = cv2.convertScaleAbs(swapped, alpha=255.0)  # rounds and saturates to uint8
-        warped, roi = warp_from_aligned(face_u8, matrix, frame.shape)
+        # bicubic for the face (the last resampling of its detail), bilinear for the smooth mask
+        warped, roi = warp_from_aligned(face_u8, matrix, frame.shape, cv2.INTER_CUBIC)
         if roi.empty:
             return np.zeros(warped.shape[:2], np.float32), roi.slices()
         weight, _ = warp_from_aligned(alpha, matrix, frame.shape)
