@@ -5,8 +5,9 @@
 - ``mouth_hole``: inside the inner lip contour (teeth, tongue: the user's own, never the photo's);
 - ``hair_over_forehead``: hair (a fringe, strands) hanging into the forehead band, found by colour
   against the face's own cheeks, and everything below it in the same column;
-- ``glasses``: eyeglass frames over the eye band: large connected structures unlike the cheek skin,
-  outside the eyes and brows.
+- ``features``: eyes, brows and lips (not skin on any face), for the shading match's skin sample;
+- ``extend_beyond``: a photo's skin carried past its outline, so a region grown over the user's outline
+  shows skin, not the photo's background.
 
 Vertex indices below are facts of MediaPipe's canonical face mesh topology (its FACEMESH_FACE_OVAL,
 FACEMESH_LIPS, eye and eyebrow contours), walked into closed loops. Subject's right side is image left.
@@ -68,11 +69,18 @@ def face_region(points: np.ndarray, size: int, keep: float = 0.6, grow: float = 
     return mask
 
 
-def mouth_hole(points: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
-    """(size, size) mask of the inside of the inner lip contour (empty when the lips touch)."""
+def mouth_hole(points: np.ndarray, size: int, shrink: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+    """(size, size) mask of the inside of the inner lip contour, drawn ``shrink`` pixels inside it (so a
+    merge that feathers the mask outward leaves the lips alone); empty when the lips touch."""
     mask = np.zeros((size, size), np.float32) if out is None else out
     mask[...] = 0
-    return _poly(mask, points[INNER_LIPS])
+    lips = np.asarray(points[INNER_LIPS, :2], np.float64)
+    if shrink:
+        centre = lips.mean(0)
+        inward = centre - lips
+        length = np.linalg.norm(inward, axis=1, keepdims=True)
+        lips = lips + inward * np.minimum(shrink, 0.5 * length) / np.maximum(length, 1e-6)
+    return _poly(mask, lips)
 
 
 def mouth_openness(points: np.ndarray) -> float:
@@ -167,41 +175,6 @@ def extend_beyond(image: np.ndarray, inside: np.ndarray) -> np.ndarray:
     nearest = labels[sel] - 1
     out[sel] = image[ys[nearest], xs[nearest]]
     return out
-
-
-def _eye_span(points: np.ndarray) -> float:
-    return float(np.linalg.norm(points[33, :2] - points[133, :2]) + np.linalg.norm(points[263, :2] - points[362, :2])) / 2
-
-
-def glasses(image_bgr: np.ndarray, points: np.ndarray, threshold: float = 20.0) -> np.ndarray:
-    """(R, R) mask of eyeglass frames on an aligned face (1 = frame, the user's own pixels to keep).
-
-    In the band from the brows to below the eyes, pixels far from the cheeks' skin colour, outside the
-    (grown) eye openings and brows, form the candidates; only connected structures at least one eye
-    wide are kept (a rim or a bridge), so shadows, freckles and make-up do not count.
-    """
-    size = image_bgr.shape[0]
-    mask = np.zeros((size, size), np.float32)
-    span = _eye_span(points)
-    eye_y = float(points[np.r_[RIGHT_EYE, LEFT_EYE], 1].mean())
-    top = int(np.clip(np.floor(points[np.r_[RIGHT_BROW, LEFT_BROW], 1].min() - 0.15 * span), 0, size - 1))
-    bottom = int(np.clip(np.ceil(eye_y + 0.8 * span), top + 1, size))
-    mean, whiten = skin_model(image_bgr, points, radius=max(1, size // 64))
-    lab = cv2.cvtColor(image_bgr[top:bottom], cv2.COLOR_BGR2LAB).astype(np.float32)
-    candidates = (skin_distance(lab, mean, whiten) > threshold).astype(np.uint8)
-    keep_out = np.zeros((size, size), np.uint8)
-    for part in (RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW):
-        cv2.fillPoly(keep_out, [np.round(points[part, :2]).astype(np.int32)], 1)
-    grow = max(1, int(0.15 * span))
-    keep_out = cv2.dilate(keep_out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    outside = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(outside, [np.round(points[FACE_OVAL, :2]).astype(np.int32)], 1)
-    candidates &= (1 - keep_out[top:bottom]) & outside[top:bottom]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
-    wide = [i for i in range(1, n) if stats[i, cv2.CC_STAT_WIDTH] >= span]
-    if wide:
-        mask[top:bottom] = np.isin(labels, wide)
-    return mask
 
 
 def features(points: np.ndarray, size: int, grow: float) -> np.ndarray:

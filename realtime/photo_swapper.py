@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from realtime.alignment import align_matrix, check_face_type, compose, invert, mesh_to_68, transform_points
-from realtime.face_regions import extend_beyond, face_region, features, hair_over_forehead, mouth_hole
+from realtime.face_regions import extend_beyond, face_region, hair_over_forehead, mouth_hole
 from realtime.mesh_warp import MeshWarp
 from realtime.reference import Reference, describe_reference, load_reference
 from realtime.shading import ShadingMatch
@@ -35,6 +35,12 @@ DEFAULT_FACE_TYPE = "full"
 # A residual of the inverse map above this (aligned pixels) marks pixels where the warp folds over
 # (strong head turns): they are left to the user's own face.
 MAX_RESIDUAL = 1.5
+# The mouth opening is drawn this fraction of R inside the inner lips: the merge's erosion and feather
+# (a few aligned pixels) then put the transition on the opening's edge instead of on the user's lips.
+MOUTH_SHRINK = 0.015
+# The photo is sampled at no more than 1 / MIN_SAMPLING of its pixels per aligned pixel; a finer photo
+# is shrunk (area average) once, so the per-frame remap never skips pixels (no aliasing, no shimmer).
+MIN_SAMPLING = 0.75
 
 
 class PhotoSwapper:
@@ -53,8 +59,9 @@ class PhotoSwapper:
     providers = ("OpenCV remap (CPU)",)
 
     def __init__(self, path: str | Path, *, resolution: int = DEFAULT_RESOLUTION, face_type: str = DEFAULT_FACE_TYPE,
-                 forehead: float = 0.9, grow: float = 0.025, shading: float = 0.25, step: int = 2, iterations: int = 4, landmarker=None,
-                 reference: Reference | None = None, identity: str | None = None, consent: str | None = None) -> None:
+                 forehead: float = 0.5, grow: float = 0.02, shading: float = 0.25, step: int = 2,
+                 iterations: int = 4, landmarker=None, reference: Reference | None = None,
+                 identity: str | None = None, consent: str | None = None) -> None:
         if resolution < 64 or resolution % 2:
             raise ValueError(f"photo swap resolution must be an even number >= 64, got {resolution}")
         self.path = Path(path)
@@ -105,10 +112,19 @@ class PhotoSwapper:
         photo = self.reference.image
         pts = self.reference.mesh[:, :2].astype(np.float64)
         to_aligned = align_matrix(mesh_to_68(pts), r, self._face_type)
+        scale = float(np.sqrt(abs(np.linalg.det(to_aligned[:, :2]))))  # aligned pixels per photo pixel
+        if scale < MIN_SAMPLING:  # a photo much finer than the crop: shrink it first, or the remap aliases
+            f = scale / MIN_SAMPLING
+            photo = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            pts = (pts + 0.5) * f - 0.5
+            to_aligned = align_matrix(mesh_to_68(pts), r, self._face_type)
         self._ref_points = transform_points(pts[:MESH_POINTS], to_aligned).astype(np.float32)
-        self._ref_aligned = cv2.warpAffine(photo, to_aligned, (r, r), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        self._ref_aligned = cv2.warpAffine(photo, to_aligned, (r, r), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
         hair = hair_over_forehead(self._ref_aligned, self._ref_points, self.forehead)
-        inside = face_region(self._ref_points, r, self.forehead) * (1.0 - hair)
+        # the skin carried past the outline comes from well inside it (the oval's edge may hold background)
+        inside = cv2.erode(face_region(self._ref_points, r, self.forehead) * (1.0 - hair),
+                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, r // 32) + 1,) * 2))
         region = face_region(self._ref_points, r, self.forehead, self.grow) * (1.0 - hair)
         self.reference_region = region  # (R, R) in the reference's aligned space, for inspection
         # The photo, cropped to what the aligned crop covers, with the region as alpha: one remap
@@ -160,16 +176,14 @@ class PhotoSwapper:
             cv2.remap(self._photo, coords, None, self.interpolation, dst=sampled, borderMode=cv2.BORDER_CONSTANT)
             np.multiply(sampled[..., :3], np.float32(1.0 / 255.0), out=face[i], casting="unsafe")
             np.multiply(sampled[..., 3], np.float32(1.0 / 255.0), out=celeb_mask[i], casting="unsafe")
-            celeb_mask[i][self.warp.residual_full() > MAX_RESIDUAL] = 0.0
-            hair = hair_over_forehead(faces[i], pts, self.forehead)
-            np.subtract(1.0, mouth_hole(pts, r, out=hole), out=hole)  # 0 in the mouth opening
-            hole *= 1.0 - hair
+            if self.warp.residual.max() > MAX_RESIDUAL:  # the warp folds somewhere (a strong head turn)
+                celeb_mask[i][self.warp.residual_full() > MAX_RESIDUAL] = 0.0
+            # user side: the oval below the hairline, minus the mouth opening and any hair in the forehead
+            keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)
+            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)
+            np.clip(keep, 0.0, 1.0, out=keep)
             if self.shading is not None:
-                skin = face_region(pts, r, self.forehead, out=face_mask[i])
-                skin *= hole
-                skin *= celeb_mask[i]
-                skin[features(pts, r, 0.02 * r).astype(bool)] = 0.0
-                self.shading.apply(face[i], faces[i], skin)
+                self.shading.apply(face[i], faces[i], pts, keep * celeb_mask[i], self.forehead)
             face_region(pts, r, self.forehead, self.grow, out=face_mask[i])
-            face_mask[i] *= hole
+            face_mask[i] *= keep
         return SwapResult(face_mask, face, celeb_mask)

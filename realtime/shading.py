@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.face_regions import face_region, features
+
 
 class ShadingMatch:
     """Low-frequency ratio transfer at aligned size ``size``; ``sigma`` is the cut-off as a fraction of it."""
@@ -31,15 +33,27 @@ class ShadingMatch:
         den = cv2.GaussianBlur(weight, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
         return num, den
 
-    def ratio(self, face: np.ndarray, user_u8: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    def skin(self, points: np.ndarray, usable: np.ndarray, forehead: float) -> np.ndarray:
+        """(small, small) weights of bare skin: the face oval below the forehead cut, without eyes, brows
+        and lips, times ``usable`` ((R, R): where both faces show skin: no hair, no mouth opening, the
+        photo's region)."""
+        pts = np.asarray(points, np.float32)[:, :2] * np.float32(self.small / self.size)
+        w = face_region(pts, self.small, forehead)
+        w *= cv2.resize(usable, (self.small, self.small), interpolation=cv2.INTER_AREA)
+        w[features(pts, self.small, 0.02 * self.small).astype(bool)] = 0.0
+        return w
+
+    def ratio(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
+              forehead: float) -> np.ndarray:
         """(R, R, 3) float32 per-pixel factor that moves ``face`` (float32 [0,1]) to the user's shading.
 
-        user_u8: the user's aligned crop (R, R, 3) uint8; skin: (R, R) weights of bare skin on both faces.
+        user_u8: the user's aligned crop (R, R, 3) uint8; points: the user's mesh in aligned pixels;
+        usable, forehead: see ``skin``.
         """
         n = (self.small, self.small)
         f = cv2.resize(face, n, interpolation=cv2.INTER_AREA)
         u = cv2.resize(user_u8, n, interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1.0 / 255.0)
-        w = cv2.resize(skin.astype(np.float32), n, interpolation=cv2.INTER_AREA)
+        w = self.skin(points, usable, forehead)
         if w.sum() < 4:
             self._ratio[...] = 1.0
             return self._ratio
@@ -62,8 +76,9 @@ class ShadingMatch:
         cv2.resize(r, (self.size, self.size), dst=self._ratio, interpolation=cv2.INTER_LINEAR)
         return self._ratio
 
-    def apply(self, face: np.ndarray, user_u8: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    def apply(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
+              forehead: float) -> np.ndarray:
         """``face`` (float32 BGR [0,1], modified in place) with the user's shading; returns it."""
-        face *= self.ratio(face, user_u8, skin)
+        face *= self.ratio(face, user_u8, points, usable, forehead)
         np.clip(face, 0.0, 1.0, out=face)
         return face

@@ -20,7 +20,7 @@ from realtime.swapper import FaceSwapper
 
 MODEL_SUFFIXES = (".onnx", ".dfm")
 _MODEL_OPTIONS = ("face_type", "providers", "morph_value", "threads")
-_PHOTO_OPTIONS = ("face_type", "resolution", "forehead", "landmarker", "identity", "consent")
+_PHOTO_OPTIONS = ("face_type", "resolution", "forehead", "grow", "shading", "landmarker", "identity", "consent")
 
 
 class ModelSwapper(FaceSwapper):
@@ -58,7 +58,7 @@ def open_swapper(path: str | Path, **options):
     """The swapper for ``path`` (see the module docstring); not yet prepared.
 
     Model options: face_type, providers, morph_value, threads. Photo options: face_type, resolution,
-    forehead, landmarker, identity, consent. ``None`` values mean "the default". Raises
+    forehead, grow, shading, landmarker, identity, consent. ``None`` values mean "the default". Raises
     ModelContractError or ReferenceError (both ValueError) with a one-line reason.
     """
     kind = swapper_kind(path)

@@ -10,7 +10,7 @@ import pytest
 from measure.evaluate import read_frames
 from realtime.alignment import align_matrix, transform_points, warp_to_aligned
 from realtime.face_regions import INNER_LIPS, forehead_cut
-from realtime.photo_swapper import PhotoSwapper
+from realtime.photo_swapper import MOUTH_SHRINK, PhotoSwapper
 from realtime.processor import FaceSwapProcessor
 from realtime.sources import Frame
 from realtime.swapper import SwapResult
@@ -63,7 +63,8 @@ def test_the_swapper_keeps_the_shared_interface(hopper_swapper, hopper_photo, as
     # the astronaut smiles with her teeth showing: her mouth opening is left out of the swap
     lips = np.zeros((r, r), np.uint8)
     cv2.fillPoly(lips, [np.round(mesh[INNER_LIPS]).astype(np.int32)], 1)
-    inner = cv2.erode(lips, np.ones((3, 3), np.uint8)).astype(bool)
+    k = 2 * int(np.ceil(MOUTH_SHRINK * r)) + 3  # the opening is drawn MOUTH_SHRINK * R inside the lips
+    inner = cv2.erode(lips, np.ones((k, k), np.uint8)).astype(bool)
     assert inner.sum() > 50 and out.face_mask[0][inner].max() < 0.05
     with pytest.raises(ValueError, match="meshes"):
         s.get(crop[None], mesh[None, :68])
