@@ -100,12 +100,11 @@ def eye_openness(points: np.ndarray) -> float:
 
 
 def skin_model(image_bgr: np.ndarray, points: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (3,) and whitening matrix (3, 3) of the Lab colour of the cheek patches of an aligned face.
+    """Mean (3,) and inverse spread (3,) of the Lab colour of the cheek patches of an aligned face.
 
     image_bgr: (R, R, 3) uint8; radius: half side of each square patch in pixels. Lab is OpenCV's 8-bit
-    scale. The covariance is floored (~6 L units, ~2.5 a/b units of spread) so a very even skin does
-    not make every other pixel 'not skin'. ``skin_distance`` uses the whitening matrix W: |(lab - mean) W|^2
-    is the squared Mahalanobis distance.
+    scale; channels are treated as independent. The spread is floored (~6 L units, ~2.5 a/b units) so a
+    very even skin does not make every other pixel 'not skin'.
     """
     size = image_bgr.shape[0]
     patches = []
@@ -115,17 +114,16 @@ def skin_model(image_bgr: np.ndarray, points: np.ndarray, radius: int) -> tuple[
         if x1 > x0 and y1 > y0:
             patches.append(image_bgr[y0:y1, x0:x1].reshape(-1, 3))
     pixels = np.concatenate(patches) if patches else image_bgr.reshape(-1, 3)
-    lab = cv2.cvtColor(pixels[None], cv2.COLOR_BGR2LAB)[0].astype(np.float64)
-    mean = lab.mean(0)
-    cov = (np.cov(lab.T) if len(lab) > 3 else np.zeros((3, 3))) + np.diag([40.0, 6.0, 6.0])
-    whiten = np.linalg.cholesky(np.linalg.inv(cov))  # inv(cov) = W W^T
-    return mean.astype(np.float32), whiten.astype(np.float32)
+    lab = cv2.cvtColor(pixels[None], cv2.COLOR_BGR2LAB)[0].astype(np.float32)
+    mean, std = cv2.meanStdDev(lab[:, None, :])
+    spread = np.sqrt(std.ravel() ** 2 + np.array([40.0, 6.0, 6.0]))
+    return mean.ravel().astype(np.float32), (1.0 / spread).astype(np.float32)
 
 
-def skin_distance(lab: np.ndarray, mean: np.ndarray, whiten: np.ndarray) -> np.ndarray:
-    """(H, W) squared Mahalanobis distance of every Lab pixel to the skin model of ``skin_model``."""
-    d = (lab.reshape(-1, 3) - mean) @ whiten
-    return (d * d).sum(1).reshape(lab.shape[:-1])
+def skin_distance(lab: np.ndarray, mean: np.ndarray, inv_spread: np.ndarray) -> np.ndarray:
+    """(H, W) squared normalised distance of every Lab pixel to the skin model of ``skin_model``."""
+    d = (lab - mean) * inv_spread
+    return (d * d).sum(-1)
 
 
 def hair_over_forehead(image_bgr: np.ndarray, points: np.ndarray, keep: float = 0.6,
@@ -133,7 +131,7 @@ def hair_over_forehead(image_bgr: np.ndarray, points: np.ndarray, keep: float = 
     """(R, R) mask of hair in the forehead band of an aligned face (1 = hair, to be left out).
 
     The band runs from ``forehead_cut`` down to the brow peaks. A pixel is hair-like when its Lab colour
-    lies ``threshold`` (squared Mahalanobis units) or more from the cheeks' skin; hair-like blobs that
+    lies ``threshold`` (squared normalised units) or more from the cheeks' skin; hair-like blobs that
     reach the band's top edge (hair hangs from above) are kept, and every pixel below such a blob in the
     same column, down to the band's bottom, is hair too (a fringe covers what is under it). Rows above
     the band are 1. The band is examined at half resolution (a fringe is no finer than that).
@@ -147,9 +145,9 @@ def hair_over_forehead(image_bgr: np.ndarray, points: np.ndarray, keep: float = 
         return mask
     band = image_bgr[top:bottom]
     small = cv2.resize(band, (size // 2, (bottom - top) // 2), interpolation=cv2.INTER_AREA)
-    mean, whiten = skin_model(image_bgr, points, radius=max(1, size // 64))
+    mean, inv_spread = skin_model(image_bgr, points, radius=max(1, size // 64))
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB).astype(np.float32)
-    hairy = (skin_distance(lab, mean, whiten) > threshold).astype(np.uint8)
+    hairy = (skin_distance(lab, mean, inv_spread) > threshold).astype(np.uint8)
     k = max(1, size // 192)
     hairy = cv2.morphologyEx(hairy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hairy, connectivity=8)
