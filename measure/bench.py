@@ -362,7 +362,8 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "provider": run.swapper.providers[0],
         "split_used": run.split_used,  # landmarks and swap ran in two threads
         "providers": list(run.swapper.providers),
-        "model": {"path": str(run.swapper.path), "kind": "photo" if getattr(run.swapper, "needs_mesh", False) else "model",
+        "model": {"path": str(run.swapper.path),
+                  "kind": "photo" if getattr(run.swapper, "needs_mesh", False) else "model",
                   "resolution": run.swapper.resolution, "face_type": run.swapper.face_type,
                   "input_dtype": np.dtype(getattr(run.swapper, "input_dtype", np.uint8)).name},
         "frames_out": run.out,

@@ -149,7 +149,8 @@ def hair_over_forehead(image_bgr: np.ndarray, points: np.ndarray, keep: float = 
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB).astype(np.float32)
     hairy = (skin_distance(lab, mean, inv_spread) > threshold).astype(np.uint8)
     k = max(1, size // 192)
-    hairy = cv2.morphologyEx(hairy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    hairy = cv2.morphologyEx(hairy, cv2.MORPH_OPEN, disc)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hairy, connectivity=8)
     touching = [i for i in range(1, n) if stats[i, cv2.CC_STAT_TOP] <= k]
     if not touching:

@@ -130,7 +130,8 @@ def _check_face(label: str, faces: list) -> tuple[object | None, str | None]:
     if face.size < MIN_FACE_PX:
         return None, f"face only {face.size:.0f} px (at least {MIN_FACE_PX} px needed, 200+ is best)"
     if abs(face.yaw) > MAX_TURN_DEG or abs(face.pitch) > MAX_TURN_DEG:
-        return None, f"face turned too far (yaw {face.yaw:.0f} deg, pitch {face.pitch:.0f} deg; at most {MAX_TURN_DEG:.0f})"
+        return None, (f"face turned too far (yaw {face.yaw:.0f} deg, pitch {face.pitch:.0f} deg; "
+                      f"at most {MAX_TURN_DEG:.0f})")
     return face, None
 
 
