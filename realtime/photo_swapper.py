@@ -93,8 +93,9 @@ class PhotoSwapper:
 
     def describe(self) -> str:
         who = f"identity {self.identity!r}" if self.identity else "no identity given"
-        return (f"photo {self.path} (one-photo swap, no training; {who}; {self.resolution} px {self.face_type}); "
-                + describe_reference(self.reference))
+        consent = f"consent: {self.consent}" if self.consent else "no consent record given"
+        return (f"photo {self.path} (one-photo swap, no training; {who}; {consent}; {self.resolution} px "
+                f"{self.face_type}); " + describe_reference(self.reference))
 
     def prepare(self, warmup_runs: int = 2) -> PhotoSwapper:
         """Run the warp on the reference itself so buffers exist before the first frame."""

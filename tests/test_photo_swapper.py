@@ -44,6 +44,7 @@ def test_the_swapper_keeps_the_shared_interface(hopper_swapper, hopper_photo, as
     s = hopper_swapper
     assert s.name == "grace_hopper.png" and s.path == hopper_photo and s.identity is None and s.consent is None
     assert s.needs_mesh and s.warmup_ms > 0 and "reference grace_hopper.png" in s.describe()
+    assert "no identity given" in s.describe() and "no consent record given" in s.describe()
     r = s.resolution
     face = still_landmarker.detect(astronaut)[0]
     m = align_matrix(face.landmarks68, r, s.face_type)

@@ -58,6 +58,7 @@ def test_the_factory_names_what_is_wrong(tmp_path):
 def test_the_shipped_photo_says_who_and_on_what_consent():
     photo = open_swapper(REPO / "models" / "photos" / "london_063.jpg")
     assert "London Set" in photo.identity and "consented" in photo.consent
+    assert "consent: the London Set's sitters consented" in photo.describe()
     assert "CC BY 4.0" in photo.reference.credit
 
 
