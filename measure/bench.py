@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
+from realtime.swappers import swapper_kind
 
 STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
 COMPARE_KEYS = {
-    "model": "ONNX model file",
+    "model": "ONNX/DFM model file, or a photo / folder / video of the target (one-photo swap)",
     "pace": "camera rate in fps, or 'fast' (as fast as possible)",
     "smoothing": "landmark smoothing on/off",
     "color": "colour transfer: none/rct/lct/mkl",
@@ -253,13 +254,13 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
     from realtime.merge import MergeSettings
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
-    from realtime.swapper import FaceSwapper
+    from realtime.swappers import open_swapper
 
     t = time.perf_counter()
     try:
-        swapper = FaceSwapper(config.model, providers=[config.provider] if config.provider else None,
-                              threads=config.threads, crop_scale=config.crop_scale).prepare()
-    except ValueError as exc:  # ModelContractError, unknown provider
+        swapper = open_swapper(config.model, providers=[config.provider] if config.provider else None,
+                               threads=config.threads, crop_scale=config.crop_scale).prepare()
+    except ValueError as exc:  # ModelContractError, ReferenceError (a bad photo), unknown provider
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
                                   merge=MergeSettings(color=config.color).validate())
@@ -321,7 +322,7 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
 def _model_only(runs: list[_Run], frames: list[np.ndarray], total_runs: int) -> dict[tuple, dict]:
     """Model-only throughput per distinct ONNX session setting, on a real aligned face (batch 1),
     interleaved across settings in three rounds."""
-    from realtime.alignment import align_face
+    from realtime.alignment import align_face, transform_points
     from realtime.landmarks import FaceLandmarker
 
     with FaceLandmarker(static_images=True) as lm:
@@ -330,22 +331,29 @@ def _model_only(runs: list[_Run], frames: list[np.ndarray], total_runs: int) -> 
     for run in runs:
         by_key.setdefault(run.config.session_key(), run)
     samples: dict[tuple, list[float]] = {k: [] for k in by_key}
-    crops = {}
+    inputs = {}
     for key, run in by_key.items():
         r, face_type = run.swapper.resolution, run.swapper.face_type
         if faces:
-            crops[key] = align_face(frames[0], faces[0].landmarks68, r, face_type, run.swapper.crop_scale).image[None]
+            aligned = align_face(frames[0], faces[0].landmarks68, r, face_type, run.swapper.crop_scale)
+            inputs[key] = (aligned.image[None],)
+            if getattr(run.swapper, "needs_mesh", False):  # the one-photo swap warps by the user's mesh
+                mesh = transform_points(faces[0].points, aligned.matrix).astype(np.float32)
+                inputs[key] += (mesh[None],)
+        elif getattr(run.swapper, "needs_mesh", False):
+            raise BenchError(f"no face in the first frame of the source: the one-photo swap of {run.config.name!r} "
+                             "cannot be timed on its own without one")
         else:
             import cv2
 
-            crops[key] = cv2.resize(frames[0], (r, r))[None]
-        run.swapper.get(crops[key])  # warm
+            inputs[key] = (cv2.resize(frames[0], (r, r))[None],)
+        run.swapper.get(*inputs[key])  # warm
     per_round = max(1, total_runs // 3)
     for _ in range(3):
         for key, run in by_key.items():
             for _ in range(per_round):
                 t = time.perf_counter()
-                run.swapper.get(crops[key])
+                run.swapper.get(*inputs[key])
                 samples[key].append((time.perf_counter() - t) * 1000)
     out = {}
     for key, ms in samples.items():
@@ -371,8 +379,11 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "provider": run.swapper.providers[0],
         "split_used": run.split_used,  # landmarks and swap ran in two threads
         "providers": list(run.swapper.providers),
-        "model": {"path": str(run.swapper.info.path), "resolution": run.swapper.resolution,
-                  "face_type": run.swapper.face_type, "crop_scale": run.swapper.crop_scale, "input_dtype": np.dtype(run.swapper.input_dtype).name},
+        "model": {"path": str(run.swapper.path),
+                  "kind": swapper_kind(run.swapper.path),
+                  "resolution": run.swapper.resolution, "face_type": run.swapper.face_type,
+                  "crop_scale": run.swapper.crop_scale,
+                  "input_dtype": np.dtype(getattr(run.swapper, "input_dtype", np.uint8)).name},
         "frames_out": run.out,
         "frames_captured": run.captured,
         "dropped": {"capture": run.dropped_capture, "between_stages": run.dropped_process, "output": run.dropped_output,

@@ -16,17 +16,24 @@ import numpy as np
 from realtime.merge import MergeSettings
 
 
+
 def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, merge: MergeSettings | None = None,
-                smoothing: bool = True, fps: float = 25.0,
-                providers: list[str] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                smoothing: bool = True, fps: float = 25.0, providers: list[str] | None = None,
+                swapper=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (swapped frame, blend weight) for each frame: the weight is the merge's (H, W) float32 map in
-    [0, 1] (0 where the frame was left as it was; frames without a face come back unchanged, weight 0)."""
+    [0, 1] (0 where the frame was left as it was; frames without a face come back unchanged, weight 0).
+
+    ``model`` is anything ``--model`` takes (an ONNX/DFM model, or a photo, folder or video for the
+    one-photo swap); ``swapper`` is an already opened one (then ``model`` only names it).
+    """
     from realtime.processor import FaceSwapProcessor
     from realtime.smoothing import LandmarkSmoother
     from realtime.sources import Frame
-    from realtime.swapper import FaceSwapper
+    from realtime.swappers import open_swapper
 
-    swapper = FaceSwapper(model, providers=providers).prepare()
+    if swapper is None:
+        swapper = open_swapper(model, providers=providers)
+    swapper.prepare()
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=smoothing),
                                   merge=(merge or MergeSettings()).validate())
     try:

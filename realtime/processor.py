@@ -1,5 +1,9 @@
 """The per-frame work of the live loop: landmarks -> smoothing -> align -> swap (batched) -> merge.
 
+One smoothing path: the whole face mesh (478 points) is smoothed by the One Euro filter, and the
+68-point landmarks that alignment and merge use are taken from the smoothed mesh. Swappers that warp
+by the mesh (``needs_mesh``, the one-photo swapper) also get it, in aligned pixels.
+
 ``FaceSwapProcessor.process(frame, timings)`` follows the pipeline's processor protocol and times
 each stage (ms) into ``timings``: landmarks, align, swap, merge. It is also split in two,
 ``detect`` (landmarks, smoothing, face-loss hold) and ``render`` (align, swap, merge), so that the
@@ -22,7 +26,7 @@ from realtime.sources import Frame
 class FaceSwapProcessor:
     """Swaps every face (or the largest) of each frame with the current model.
 
-    swappers: one or more ``FaceSwapper`` (next/previous model switch between them);
+    swappers: one or more swappers (``FaceSwapper``, ``PhotoSwapper``; next/previous switch between them);
     landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
     smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
     hold / fade: frames a lost face is held, then faded out.

@@ -3,10 +3,11 @@
 - ``OneEuroFilter``: Casiez, Roussel & Vogel (2012), "1 Euro filter". A low-pass filter whose cutoff
   rises with speed: strong smoothing when still (no shake), little when moving (no lag). Written out
   here (about 30 lines) because it is short and no installed library ships it.
-- ``LandmarkSmoother``: one One Euro filter per face id over its landmarks in frame pixels, with the
-  speed measured in face sizes per second so the same settings suit near and far faces.
+- ``LandmarkSmoother``: one One Euro filter per face id over its points in frame pixels (the live
+  loop smooths the whole 478-point mesh and takes the 68 landmarks from it), with the speed measured
+  in face sizes per second so the same settings suit near and far faces.
 - ``Ema``: exponential moving average for masks and colour statistics.
-- ``FaceHold``: when a face is lost, keep its last landmarks a few frames, then fade to the original.
+- ``FaceHold``: when a face is lost, keep its last points a few frames, then fade to the original.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class OneEuroFilter:
 
 
 class LandmarkSmoother:
-    """One Euro filters per face id over (K, 2) landmarks in frame pixels.
+    """One Euro filters per face id over (K, 2) points in frame pixels (68 landmarks or the whole mesh:
+    the filter works per coordinate, so the 68 landmarks of a smoothed mesh are the smoothed 68 landmarks).
 
     The speed that opens the filter is in face sizes per second; ``beta`` per that unit. Defaults
     (min_cutoff 1.0 Hz, beta 20) were tuned on the test videos (a 210 px face, 25 fps): on a still
@@ -119,17 +121,17 @@ class Ema:
 
 @dataclass
 class _Track:
-    landmarks68: np.ndarray
+    points: np.ndarray
     size: float
     missing: int = 0
 
 
 class FaceHold:
-    """Face-loss handling: a face that disappears keeps its last landmarks for ``hold`` frames at full
+    """Face-loss handling: a face that disappears keeps its last points for ``hold`` frames at full
     strength, then fades to the original frame over ``fade`` frames, then is dropped.
 
-    ``update(present)`` takes {face_id: (landmarks68, size)} of this frame and returns
-    [(face_id, landmarks68, size, opacity)] for every face to draw (present ones at opacity 1).
+    ``update(present)`` takes {face_id: (points, size)} of this frame (points: the mesh or 68 landmarks)
+    and returns [(face_id, points, size, opacity)] for every face to draw (present ones at opacity 1).
     """
 
     def __init__(self, hold: int = 3, fade: int = 6) -> None:
@@ -153,7 +155,7 @@ class FaceHold:
             else:
                 del self._tracks[fid]
                 continue
-            out.append((fid, track.landmarks68, track.size, opacity))
+            out.append((fid, track.points, track.size, opacity))
         return out
 
     @property

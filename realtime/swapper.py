@@ -195,6 +195,21 @@ class FaceSwapper:
         return self.info.face_type
 
     @property
+    def path(self) -> Path:
+        """The model file."""
+        return self.info.path
+
+    @property
+    def identity(self) -> str | None:
+        """The identity the model shows, from its metadata (None for a bare DFM)."""
+        return self.info.metadata.get("swapcam.identity") or None
+
+    @property
+    def consent(self) -> str | None:
+        """The consent record in its metadata (None for a bare DFM)."""
+        return self.info.metadata.get("swapcam.consent") or None
+
+    @property
     def needs_mesh(self) -> bool:
         """True for reference-prior models: ``get`` then needs each face's 478-point aligned mesh."""
         return self._prior is not None

@@ -24,7 +24,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     from measure.bench import COMPARE_KEYS
 
     parser.add_argument("source", help="video file, image folder or 'demo' (frames are decoded once, then served like a camera)")
-    parser.add_argument("--model", help="ONNX model (contract 1); may instead come from --compare model=A,B")
+    parser.add_argument("--model", help="ONNX/DFM model, or a photo / folder / video of the target (one-photo swap); "
+                                         "may instead come from --compare model=A,B")
     parser.add_argument("--pace", default="30,fast",
                         help="camera rates to emulate, comma-separated fps or 'fast' (as fast as possible); each is a configuration")
     parser.add_argument("--compare", action="append", default=[], metavar="KEY=V1,V2",
@@ -130,10 +131,10 @@ def main(args: argparse.Namespace) -> int:
             raise BenchError("give a model: --model FILE.onnx (or --compare model=A.onnx,B.onnx)")
         for key, values in axes:
             if key == "model":
-                missing = [v for v in values if not Path(v).is_file()]
+                missing = [v for v in values if not Path(v).exists()]
                 if missing:
                     raise BenchError(f"model file(s) not found: {', '.join(missing)}")
-        if args.model and not Path(args.model).is_file():
+        if args.model and not Path(args.model).exists():
             raise BenchError(f"model file not found: {args.model}")
         base = BenchConfig(model=args.model or "", smoothing=_parse_bool(args.smoothing), color=args.color,
                            threads=args.threads, provider=args.provider, mark=_parse_bool(args.mark),

@@ -20,7 +20,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="input video file or folder of frames (the unswapped source)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--swapped", type=Path, help="the swapped output video/folder, frame for frame with INPUT")
-    what.add_argument("--model", type=Path, help="ONNX model (contract 1): swap INPUT with it first, then score")
+    what.add_argument("--model", type=Path,
+                      help="ONNX/DFM model, or a photo / folder of photos / video of the target (one-photo swap): "
+                           "swap INPUT with it first, then score")
     parser.add_argument("--target", type=Path, required=True, help="faceset of the target identity the swap should show")
     parser.add_argument("--gallery", type=Path, nargs="*", default=[],
                         help="more facesets (other people) for top-1 retrieval; the input's own person joins as a distractor unless it is the target")
@@ -78,7 +80,11 @@ def main(args: argparse.Namespace) -> int:
             source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
             source.close()
             fps = source.fps
-            pairs, weight_pairs = itertools.tee(swap_frames(inputs, args.model, fps=fps,
+            from realtime.swappers import open_swapper
+
+            swapper = open_swapper(args.model)
+            print(f"swapcam eval: {swapper.describe()}", flush=True)
+            pairs, weight_pairs = itertools.tee(swap_frames(inputs, args.model, fps=fps, swapper=swapper,
                                                             merge=MergeSettings(color=args.color).validate()))
             outputs = (frame for frame, _ in pairs)
             blend_weights = (weight for _, weight in weight_pairs)

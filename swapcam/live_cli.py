@@ -1,8 +1,9 @@
 """`swapcam live` (and `python run_live.py`): camera/video -> face swap -> virtual camera/window/file.
 
 With no arguments it chooses for itself and says what it chose, why, and how to change it:
-model models/demo.onnx; source the first webcam that opens, else the built-in demo; output the
-virtual camera if one exists, else a window if there is a screen, else ./swapcam_output.mp4.
+the one-photo swap of the shipped photo models/photos/london_063.jpg (with models/demo.onnx one key
+press away); source the first webcam that opens, else the built-in demo; output the virtual camera if
+one exists, else a window if there is a screen, else ./swapcam_output.mp4.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ import sys
 from pathlib import Path
 
 DEFAULT_MODEL = Path("models/demo.onnx")
+# The default swap is the one-photo swap of a consenting sitter while it beats the shipped trained model
+# on `swapcam eval` (both showing GRID s1 on the unseen speaker s26); the trained model stays loaded (n key).
+DEFAULT_PHOTO = Path("models/photos/london_063.jpg")
+DEFAULT_WHY = ("the one-photo swap (no training) is the default because it beats the shipped trained model "
+               "on `swapcam eval` (unseen GRID speaker s26, both showing GRID s1: dlib distance 0.46 vs 0.65, "
+               "pose error 0.6 vs 3.1 deg; README 'Swap from one photo')")
 DEFAULT_OUTPUT = Path("swapcam_output.mp4")
 SINKS = ("auto", "vcam", "window", "file", "null")
 
@@ -27,8 +34,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     d = MergeSettings()
     g = parser.add_argument_group("model")
     g.add_argument("--model", action="append", type=Path, metavar="PATH",
-                   help=f"ONNX/DFM face-swap model; repeat to switch with n/p in the window (default: {DEFAULT_MODEL})"
-                        "%(default).0s")
+                   help="ONNX/DFM face-swap model, or a photo / folder of photos / short video of the target for the "
+                        "one-photo swap (no training); repeat to switch with n/p in the window "
+                        f"(default: {DEFAULT_PHOTO}, then {DEFAULT_MODEL})%(default).0s")
     g.add_argument("--face-type", default=None,
                    help="override the model's face type (bare .dfm files: whole_face; DeepFaceLab SAEHD models "
                         "trained as full face: full)")
@@ -40,6 +48,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="comma-separated ONNX Runtime providers to use instead of the best available ones, or "
                         "'torch' to run the model with torch (CUDA where present: no onnxruntime-gpu needed)")
     g.add_argument("--morph", type=float, default=0.75, help="morph_value fed to DeepFaceLab AMP models")
+    g.add_argument("--photo-resolution", type=int, default=None,
+                   help="one-photo swap: side of the aligned face in pixels (default 256, face type full)")
+    g.add_argument("--forehead", type=float, default=None,
+                   help="one-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline (default 0.5)")
 
     g = parser.add_argument_group("source")
     g.add_argument("--source", default="auto",
@@ -115,23 +127,38 @@ def _fail(text: str, code: int = 2) -> int:
     return code
 
 
-def _load_models(args) -> list:
-    from realtime.swapper import FaceSwapper
+def _shipped(path: Path) -> Path:
+    """A shipped file, found from the working folder or else from the repository."""
+    return path if path.exists() else Path(__file__).resolve().parents[1] / path
 
-    default = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else Path(__file__).resolve().parents[1] / DEFAULT_MODEL
-    paths = args.model or [default]
-    if not args.model:
-        _say(f"model: {DEFAULT_MODEL} (the shipped demo model; change with --model PATH)")
+
+def _default_models() -> list[Path]:
+    """The shipped photo (the default swap) and the shipped demo model, those that exist; says which and why."""
+    photo, model = _shipped(DEFAULT_PHOTO), _shipped(DEFAULT_MODEL)
+    if photo.is_file():
+        switch = f"; n switches to {DEFAULT_MODEL}" if model.is_file() else ""
+        _say(f"model: {DEFAULT_PHOTO} — {DEFAULT_WHY}{switch}; change with --model PATH (a model, or a photo / "
+             "folder / video of your target)")
+        return [photo, model] if model.is_file() else [photo]
+    if not model.is_file():
+        raise FileNotFoundError(
+            f"the demo model {DEFAULT_MODEL} is missing. It ships with the repository (git pull / a fresh "
+            "clone brings it); or make your own with `swapcam extract`, `swapcam train`, `swapcam export`, "
+            "or use any DeepFaceLab .dfm / DFM-compatible .onnx, or a photo of the target, with --model PATH")
+    _say(f"model: {DEFAULT_MODEL} (the shipped demo model; change with --model PATH)")
+    return [model]
+
+
+def _load_models(args) -> list:
+    from realtime.swappers import open_swapper
+
+    paths = args.model or _default_models()
     providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
     swappers = []
     for path in paths:
-        if not Path(path).is_file() and not args.model:
-            raise FileNotFoundError(
-                f"the demo model {DEFAULT_MODEL} is missing. It ships with the repository (git pull / a fresh "
-                "clone brings it); or make your own with `swapcam extract`, `swapcam train`, `swapcam export`, "
-                "or use any DeepFaceLab .dfm / DFM-compatible .onnx with --model PATH")
-        swapper = FaceSwapper(path, face_type=args.face_type, crop_scale=args.crop_scale, providers=providers,
-                              morph_value=args.morph, threads=args.threads)
+        swapper = open_swapper(path, face_type=args.face_type, crop_scale=args.crop_scale, providers=providers,
+                               morph_value=args.morph, threads=args.threads, resolution=args.photo_resolution,
+                               forehead=args.forehead)
         swapper.prepare()
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)

@@ -1,0 +1,191 @@
+"""The one-photo swap: the target's photo warped onto the user's face mesh, no training, no network.
+
+``PhotoSwapper(path)`` picks the reference face (``realtime.reference``), and builds once:
+the dense piecewise-affine warp of its mesh (``realtime.mesh_warp``), the photo cropped to the face
+with the swappable region as its alpha channel (the face oval cut below the hairline, minus any
+hair hanging into the forehead). Per frame, ``get(crops, meshes)`` makes for each user face one map
+(a sparse product and a few remaps of a small field), samples the photo with ONE ``cv2.remap``
+(colour and alpha together), and draws the user-side mask (face oval below the hairline, minus the
+mouth opening, so the user's own teeth and tongue show). It returns a ``SwapResult`` in aligned
+space like an ONNX model, so the processor's merge, colour transfer, smoothing and fade apply as they are.
+
+Interface shared with ``realtime.swapper.FaceSwapper``: ``name``, ``path``, ``identity``, ``consent``,
+``resolution``, ``face_type``, ``describe()``, ``prepare()``, ``get()``; ``needs_mesh = True`` tells the
+processor to pass the user's mesh in aligned pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.alignment import align_matrix, check_face_type, compose, invert, mesh_to_68, transform_points
+from realtime.face_regions import extend_beyond, face_region, hair_over_forehead, mouth_hole
+from realtime.mesh_warp import MeshWarp
+from realtime.reference import Reference, describe_reference, load_reference
+from realtime.shading import ShadingMatch
+from realtime.swapper import SwapResult
+
+MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (gaze stays the photo's)
+DEFAULT_RESOLUTION = 256
+DEFAULT_FACE_TYPE = "full"
+# A residual of the inverse map above this (aligned pixels) marks pixels where the warp folds over
+# (strong head turns): they are left to the user's own face.
+MAX_RESIDUAL = 1.5
+# The mouth opening is drawn this fraction of R inside the inner lips: the merge's erosion and feather
+# (a few aligned pixels) then put the transition on the opening's edge instead of on the user's lips.
+MOUTH_SHRINK = 0.015
+# The photo is sampled at no more than 1 / MIN_SAMPLING of its pixels per aligned pixel; a finer photo
+# is shrunk (area average) once, so the per-frame remap never skips pixels (no aliasing, no shimmer).
+MIN_SAMPLING = 0.75
+
+
+class PhotoSwapper:
+    """The one-photo swapper (see the module docstring).
+
+    resolution: side R of the aligned crop (pixels). whole_face at 128 px is far too soft for a 720p
+    webcam face; 'full' at 256 px holds a face about 160 px between the ears, as sharp as a webcam face
+    at arm's length and sharper than the 360x288 test clips. forehead: how far up the forehead the swap
+    reaches, from the brows (0) to the top of the mesh (1, the hairline; hair found by colour below it is
+    left out on both faces). grow: the region reaches this fraction of R past the face's outline, so the
+    user's own outline does not show as a second contour (the photo's skin is carried past its outline
+    to fill it). step: the warp field is solved on every step-th pixel.
+    """
+
+    needs_mesh = True
+    providers = ("OpenCV remap (CPU)",)
+    crop_scale = 1.0  # the photo's crop is cut like the user's, both DeepFaceLab's crop of the face type
+
+    def __init__(self, path: str | Path, *, resolution: int = DEFAULT_RESOLUTION, face_type: str = DEFAULT_FACE_TYPE,
+                 forehead: float = 0.5, grow: float = 0.02, shading: float = 0.25, step: int = 2,
+                 iterations: int = 4, landmarker=None, reference: Reference | None = None,
+                 identity: str | None = None, consent: str | None = None) -> None:
+        if resolution < 64 or resolution % 2:
+            raise ValueError(f"photo swap resolution must be an even number >= 64, got {resolution}")
+        self.path = Path(path)
+        self._resolution = int(resolution)
+        self._face_type = check_face_type(face_type)
+        self.forehead = float(forehead)
+        self.grow = float(grow) * self._resolution
+        self._shading = float(shading)
+        self.reference = reference if reference is not None else load_reference(self.path, landmarker)
+        self.identity = identity or self.reference.identity
+        self.consent = consent or self.reference.consent
+        self.warmup_ms: float | None = None
+        self.interpolation = cv2.INTER_CUBIC
+        self._build(step, iterations)
+        self._buffers: dict[str, np.ndarray] = {}
+
+    # -- the shared swapper interface ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def resolution(self) -> int:
+        return self._resolution
+
+    @property
+    def face_type(self) -> str:
+        return self._face_type
+
+    def describe(self) -> str:
+        who = f"identity {self.identity!r}" if self.identity else "no identity given"
+        consent = f"consent: {self.consent}" if self.consent else "no consent record given"
+        return (f"photo {self.path} (one-photo swap, no training; {who}; {consent}; {self.resolution} px "
+                f"{self.face_type}); " + describe_reference(self.reference))
+
+    def prepare(self, warmup_runs: int = 2) -> PhotoSwapper:
+        """Run the warp on the reference itself so buffers exist before the first frame."""
+        crop = self._ref_aligned[None]
+        mesh = self._ref_points[None]
+        t = time.perf_counter()
+        for _ in range(max(1, warmup_runs)):
+            self.get(crop, mesh)
+        self.warmup_ms = (time.perf_counter() - t) * 1000
+        return self
+
+    # -- built once per reference -----------------------------------------------------------------
+    def _build(self, step: int, iterations: int) -> None:
+        r = self._resolution
+        photo = self.reference.image
+        pts = self.reference.mesh[:, :2].astype(np.float64)
+        to_aligned = align_matrix(mesh_to_68(pts), r, self._face_type)
+        scale = float(np.sqrt(abs(np.linalg.det(to_aligned[:, :2]))))  # aligned pixels per photo pixel
+        if scale < MIN_SAMPLING:  # a photo much finer than the crop: shrink it first, or the remap aliases
+            f = scale / MIN_SAMPLING
+            photo = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            pts = (pts + 0.5) * f - 0.5
+            to_aligned = align_matrix(mesh_to_68(pts), r, self._face_type)
+        self._ref_points = transform_points(pts[:MESH_POINTS], to_aligned).astype(np.float32)
+        self._ref_aligned = cv2.warpAffine(photo, to_aligned, (r, r), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
+        hair = hair_over_forehead(self._ref_aligned, self._ref_points, self.forehead)
+        # the skin carried past the outline comes from well inside it (the oval's edge may hold background)
+        inside = cv2.erode(face_region(self._ref_points, r, self.forehead) * (1.0 - hair),
+                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, r // 32) + 1,) * 2))
+        region = face_region(self._ref_points, r, self.forehead, self.grow) * (1.0 - hair)
+        self.reference_region = region  # (R, R) in the reference's aligned space, for inspection
+        # The photo, cropped to what the aligned crop covers, with the region as alpha: one remap
+        # per frame samples colour and mask together, straight from the photo's own pixels.
+        corners = transform_points(np.array([[0, 0], [r, 0], [r, r], [0, r]], np.float64), invert(to_aligned))
+        h, w = photo.shape[:2]
+        x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [w, h])
+        shift_in = np.array([[1.0, 0.0, float(x0)], [0.0, 1.0, float(y0)]])
+        crop_to_aligned = compose(to_aligned, shift_in)
+        size = (int(x1 - x0), int(y1 - y0))
+        to_crop = dict(flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        alpha = cv2.warpAffine(region, crop_to_aligned, size, **to_crop)
+        skin = extend_beyond(photo[y0:y1, x0:x1], cv2.warpAffine(inside, crop_to_aligned, size, **to_crop))
+        self._photo = np.dstack([skin, np.round(alpha * 255).astype(np.uint8)])
+        self._aligned_to_photo = invert(crop_to_aligned)
+        self.warp = MeshWarp(self._ref_points, r, step=step, iterations=iterations)
+        self.shading = ShadingMatch(r, self._shading) if self._shading > 0 else None
+
+    # -- per frame ------------------------------------------------------------------------------
+    def _buffer(self, key: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < shape[0]:
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf[: shape[0]]
+
+    def get(self, faces: np.ndarray, meshes: np.ndarray) -> SwapResult:
+        """Swap a batch: faces (N, R, R, 3) BGR uint8 aligned crops of the user, meshes (N, >=468, 2)
+        the user's mesh in the same aligned pixels -> SwapResult (face, face_mask, celeb_mask)."""
+        faces = np.asarray(faces)
+        if faces.ndim == 3:
+            faces = faces[None]
+        meshes = np.asarray(meshes, np.float32)
+        if meshes.ndim == 2:
+            meshes = meshes[None]
+        r, n = self._resolution, len(faces)
+        if faces.shape[1:] != (r, r, 3) or faces.dtype != np.uint8:
+            raise ValueError(f"faces must be uint8 (N, {r}, {r}, 3) BGR, got {faces.dtype} {faces.shape}")
+        if meshes.shape[0] != n or meshes.shape[1] < MESH_POINTS:
+            raise ValueError(f"meshes must be (N={n}, >={MESH_POINTS}, 2) aligned points, got {meshes.shape}")
+        face = self._buffer("face", (n, r, r, 3))
+        face_mask = self._buffer("face_mask", (n, r, r))
+        celeb_mask = self._buffer("celeb_mask", (n, r, r))
+        sampled = self._buffer("sampled", (1, r, r, 4), np.uint8)[0]
+        hole = self._buffer("hole", (1, r, r))[0]
+        for i in range(n):
+            pts = meshes[i, :MESH_POINTS, :2]
+            coords = self.warp.inverse_map(pts, self._aligned_to_photo)
+            cv2.remap(self._photo, coords, None, self.interpolation, dst=sampled, borderMode=cv2.BORDER_CONSTANT)
+            np.multiply(sampled[..., :3], np.float32(1.0 / 255.0), out=face[i], casting="unsafe")
+            np.multiply(sampled[..., 3], np.float32(1.0 / 255.0), out=celeb_mask[i], casting="unsafe")
+            if self.warp.residual.max() > MAX_RESIDUAL:  # the warp folds somewhere (a strong head turn)
+                celeb_mask[i][self.warp.residual_full() > MAX_RESIDUAL] = 0.0
+            # user side: the oval below the hairline, minus the mouth opening and any hair in the forehead
+            keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)
+            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)
+            np.clip(keep, 0.0, 1.0, out=keep)
+            if self.shading is not None:
+                self.shading.apply(face[i], faces[i], pts, keep * celeb_mask[i], self.forehead)
+            face_region(pts, r, self.forehead, self.grow, out=face_mask[i])
+            face_mask[i] *= keep
+        return SwapResult(face_mask, face, celeb_mask)

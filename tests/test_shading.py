@@ -1,0 +1,44 @@
+"""The one-photo swap's shading match on a real face: skin tone and light follow the user, detail stays."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.face_regions import face_region
+from realtime.shading import ShadingMatch
+
+SIZE = 256
+
+
+def test_the_photo_takes_the_users_tone_and_light_but_keeps_its_detail(still_landmarker, astronaut):
+    face = still_landmarker.detect(astronaut)[0]
+    m = align_matrix(face.landmarks68, SIZE, "full")
+    photo = warp_to_aligned(astronaut, m, SIZE)
+    pts = transform_points(face.points, m)
+    # the "user": the same face, darker, warmer, and lit from the left (a horizontal light gradient)
+    light = np.linspace(1.0, 0.45, SIZE, dtype=np.float32)[None, :, None]
+    user = np.clip(photo.astype(np.float32) * light * np.float32([0.55, 0.7, 0.9]), 0, 255).astype(np.uint8)
+    everywhere = np.ones((SIZE, SIZE), np.float32)
+    matched = ShadingMatch(SIZE).apply(photo.astype(np.float32) / 255, user, pts, everywhere, 0.5)
+    skin = face_region(pts, SIZE, 0.5) > 0.5
+    left, right = skin.copy(), skin.copy()
+    left[:, SIZE // 2:], right[:, : SIZE // 2] = False, False
+    for part in (left, right):  # each half of the face has the user's mean colour (within 8%)
+        want = user[part].mean(0)
+        got = matched[part].mean(0) * 255
+        assert np.all(np.abs(got - want) < 0.08 * want + 2), (got, want)
+    # the detail (a high-pass) is the photo's, scaled, not blurred away
+    hp = lambda im: im - cv2.GaussianBlur(im, (0, 0), 2)  # noqa: E731
+    g_photo = hp(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32))[skin]
+    g_out = hp(cv2.cvtColor((matched * 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32))[skin]
+    assert np.corrcoef(g_photo, g_out)[0, 1] > 0.9
+
+
+def test_no_skin_means_no_change(astronaut):
+    photo = cv2.resize(astronaut, (SIZE, SIZE)).astype(np.float32) / 255
+    pts = np.zeros((468, 2), np.float32)  # a degenerate mesh: no skin region at all
+    everywhere = np.ones((SIZE, SIZE), np.float32)
+    ratio = ShadingMatch(SIZE).ratio(photo, (photo * 128).astype(np.uint8), pts, everywhere, 0.5)
+    assert np.allclose(ratio, 1.0)
