@@ -121,32 +121,11 @@ class _IdTracker:
         return [ids[i] for i in range(len(current))]
 
 
-def _trim_heap() -> None:
-    """glibc's malloc_trim(0): free heap pages go back to the OS (no-op where the C library lacks it)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0) if name else None
-    except (OSError, AttributeError):
-        pass
-
-
-RECYCLE_EVERY = 9000  # frames (5 minutes at 30 fps) between fresh FaceMesh graphs, see FaceLandmarker
-
-
 class FaceLandmarker:
     """MediaPipe FaceMesh for video (tracking across frames) or stills.
 
     Frames larger than ``max_side`` are downscaled for the detector; landmarks are returned in the
     original frame's pixels.
-
-    ``recycle_every``: MediaPipe 0.10.14's FaceMesh graph keeps about 180 bytes per frame in which it
-    finds a face, for as long as the graph lives (measured: +1.5 MB over 8000 frames, all of it given
-    back when the graph is closed), which is ~20 MB an hour of live video. So every ``recycle_every``
-    frames the graph is closed and a fresh one made (about 35 ms once, and the next frame runs the
-    face detector again); face ids carry over. None: never.
     """
 
     def __init__(
@@ -157,7 +136,6 @@ class FaceLandmarker:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         max_side: int = 1920,
-        recycle_every: int | None = RECYCLE_EVERY,
     ) -> None:
         import mediapipe as mp  # imported here: slow to import and only needed once a detector exists
 
@@ -168,17 +146,17 @@ class FaceLandmarker:
             raise ValueError("max_faces must be at least 1")
         self.static_images = static_images
         self.max_side = max_side
-        self.recycle_every = recycle_every
-        self._calls = 0
-        self.recycled = 0
-        self._mesh_options = dict(static_image_mode=static_images, max_num_faces=max_faces, refine_landmarks=True,
-                                  min_detection_confidence=min_detection_confidence,
-                                  min_tracking_confidence=min_tracking_confidence)
         # MediaPipe prints its start-up chatter (W0000 ... inference_feedback_manager.cc, the XNNPACK
         # delegate) when a graph is made and when it first runs: both happen here, on a blank frame,
         # with that chatter (and only it) dropped from stderr.
         with drop_native_chatter():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(**self._mesh_options)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_images,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
             self._detector = (
                 mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
                 if static_images
@@ -197,9 +175,6 @@ class FaceLandmarker:
         scale = min(1.0, self.max_side / max(h, w))
         small = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else bgr
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        self._calls += 1
-        if self.recycle_every and self._calls % self.recycle_every == 0:
-            self._recycle_mesh()
         result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             if not self.static_images:
@@ -231,17 +206,6 @@ class FaceLandmarker:
             inside = [s for cx, cy, s in centres if x0 <= cx <= x1 and y0 <= cy <= y1]
             scores.append(max(inside, default=0.0))
         return scores
-
-    def _recycle_mesh(self) -> None:
-        """Close the FaceMesh graph and make a fresh one (what the old one kept goes back to the OS)."""
-        import mediapipe as mp
-
-        self._mesh.close()
-        _trim_heap()  # hand what the old graph held back to the OS before the new one allocates
-        with drop_native_chatter():  # its start-up chatter comes when it is made and first runs
-            self._mesh = mp.solutions.face_mesh.FaceMesh(**self._mesh_options)
-            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
-        self.recycled += 1
 
     def close(self) -> None:
         """Release MediaPipe's graphs."""

@@ -74,18 +74,3 @@ def test_mirrored_face_mirrors_yaw_and_roll(grace_hopper, still_landmarker):
     assert mirrored.roll == pytest.approx(-rolled.roll, abs=4)
     assert mirrored.yaw == pytest.approx(-rolled.yaw, abs=5)
     assert abs(face.pitch) < 25 and abs(face.yaw) < 15
-
-
-def test_a_recycled_face_mesh_graph_keeps_finding_the_face_with_the_same_id(astronaut_video):
-    """MediaPipe's graph is replaced every ``recycle_every`` frames (it keeps memory per frame): the
-    landmarks before and after agree and the face keeps its id."""
-    from measure.evaluate import read_frames
-    from realtime.landmarks import FaceLandmarker
-
-    frames = list(read_frames(astronaut_video, 12))
-    with FaceLandmarker() as plain, FaceLandmarker(recycle_every=4) as recycled:
-        for frame in frames:
-            a, b = plain.detect(frame), recycled.detect(frame)
-            assert len(a) == len(b) == 1 and b[0].face_id == a[0].face_id == 0
-            assert np.abs(a[0].landmarks68 - b[0].landmarks68).mean() < 2.0  # pixels, 640x480 frames
-        assert recycled.recycled == 3 and plain.recycled == 0
