@@ -66,7 +66,8 @@ def test_gpu_train_toy_run_pack_train_collect_export(trained_run, tmp_path, caps
     assert ckpt.step == 42 and ckpt.optimizer_state is None and ckpt.run_config["identity"] == "astronaut"
     from training.export import ExportRequest, export_checkpoint
 
-    info = export_checkpoint(ExportRequest(checkpoint=run, out=tmp_path / "gpu.onnx"))
+    info = export_checkpoint(ExportRequest(checkpoint=run, out=tmp_path / "gpu.onnx",
+                                           consent="public-domain test images"))
     assert info.resolution == 128 and read_model_info(info.path).identity == "astronaut"
     assert gpu_run.main(["collect", str(out), "--run", str(run)]) == 2  # never overwrites
 

@@ -2,7 +2,7 @@
 
   python -m training.gpu_run pack --src FACESET --dst FACESET [--resume RUN_DIR] [training settings] --out .gpu/train
   python -m training.gpu_run train --pack .gpu/train --out OUT_DIR [--minutes 6] [--bench df:256:64]
-  python -m training.gpu_run collect OUT_DIR --run RUN_DIR      (then: swapcam export RUN_DIR --out models/NAME.onnx)
+  python -m training.gpu_run collect OUT_DIR --run RUN_DIR      (then: swapcam export RUN_DIR --out models/NAME.onnx --consent TEXT)
 
 ``pack`` runs where the facesets are. It writes into one ignored folder everything the GPU machine
 needs (that machine receives the work tree and named folders only, 64 MiB in all): both facesets in
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nOn the GPU machine, in the repository root with {args.out} beside it, run:\n\n"
                   f"  {device_command(str(args.out), args.minutes, args.bench)}\n\n"
                   f"($OUT: any output folder; through this workplace's device tool: carry [\"{args.out.parts[0]}\"].)\n"
-                  f"Then here: python -m training.gpu_run collect OUT --run RUN_DIR && swapcam export RUN_DIR --out models/NAME.onnx",
+                  f"Then here: python -m training.gpu_run collect OUT --run RUN_DIR && swapcam export RUN_DIR --out models/NAME.onnx --consent TEXT",
                   flush=True)
         elif args.what == "train":
             work = args.work or Path(tempfile.mkdtemp(prefix="swapcam-gpu-run-"))
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                          args.batch_size, args.log_every, not args.no_progress, args.threads)
         else:
             path = collect(args.out_dir, args.run, args.force)
-            _say(f"wrote {path}; export it with: swapcam export {args.run} --out models/NAME.onnx")
+            _say(f"wrote {path}; export it with: swapcam export {args.run} --out models/NAME.onnx --consent TEXT")
     except (GpuRunError, FacesetError, CheckpointError, TrainError, ValueError, OSError) as exc:
         print(f"gpu_run: error: {exc}", file=sys.stderr)
         return 2
