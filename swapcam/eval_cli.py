@@ -32,12 +32,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="compute identity descriptors on every k-th frame (dlib is ~0.1 s a face on CPU)")
     parser.add_argument("--faceset-faces", type=int, default=32, help="faces per faceset used for its mean descriptor")
     parser.add_argument("--sheet-frames", type=int, default=8, help="frame pairs on the contact sheet")
+    parser.add_argument("--reference", type=Path, default=None, metavar="PHOTO",
+                        help="also score the one-photo swap (no training) of this photo / folder / video of the target "
+                             "on the same frames, as a reference row beside the model (eval.md, eval.json)")
     parser.add_argument("--color", default="rct", help="with --model: colour transfer mode of the merge")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _swapped(inputs: list, model: Path, args: argparse.Namespace):
+    """(output frames, blend weights) of ``inputs`` swapped by ``model`` (a model or a photo) with the live
+    processor, lazily and in step (itertools.tee holds one frame)."""
+    from measure.eval_swap import swap_frames
+    from measure.evaluate import open_frames
+    from realtime.merge import MergeSettings
+    from realtime.swappers import open_swapper
+
+    source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
+    source.close()
+    swapper = open_swapper(model)
+    print(f"swapcam eval: {swapper.describe()}", flush=True)
+    pairs, weight_pairs = itertools.tee(swap_frames(inputs, model, fps=source.fps, swapper=swapper,
+                                                    merge=MergeSettings(color=args.color).validate()))
+    return (frame for frame, _ in pairs), (weight for _, weight in weight_pairs)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,25 +93,25 @@ def main(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             outputs = read_frames(args.swapped, args.max_frames)
         else:
-            from measure.eval_swap import swap_frames
-            from realtime.merge import MergeSettings
-
             inputs = list(inputs)
-            source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
-            source.close()
-            fps = source.fps
-            from realtime.swappers import open_swapper
-
-            swapper = open_swapper(args.model)
-            print(f"swapcam eval: {swapper.describe()}", flush=True)
-            pairs, weight_pairs = itertools.tee(swap_frames(inputs, args.model, fps=fps, swapper=swapper,
-                                                            merge=MergeSettings(color=args.color).validate()))
-            outputs = (frame for frame, _ in pairs)
-            blend_weights = (weight for _, weight in weight_pairs)
+            outputs, blend_weights = _swapped(inputs, args.model, args)
         args.out.mkdir(parents=True, exist_ok=True)
         result = evaluate(inputs, outputs, target, gallery, encoder=encoder, identity_every=args.identity_every,
                           sheet_frames=args.sheet_frames, expected_frames=total or None, progress=not args.no_progress,
                           blend_weights=blend_weights)
+        reference = None
+        if args.reference is not None:
+            from realtime.swappers import swapper_kind
+
+            if swapper_kind(args.reference) != "photo":
+                raise EvalInputError(f"--reference {args.reference}: give a photo, folder of photos or video of the "
+                                     "target (the one-photo swap), not a model")
+            if not isinstance(inputs, list):  # --swapped: the input frames were read (and used up) already
+                inputs = list(read_frames(args.input, args.max_frames))
+            ref_outputs, ref_weights = _swapped(inputs, args.reference, args)
+            reference = evaluate(inputs, ref_outputs, target, gallery, encoder=encoder,
+                                 identity_every=args.identity_every, sheet_frames=0, expected_frames=total or None,
+                                 progress=not args.no_progress, blend_weights=ref_weights).report
     except (EvalInputError, FacesetError, IdentityModelError, ValueError) as exc:
         print(f"swapcam eval: {exc}", file=sys.stderr)
         return 1
@@ -102,10 +122,14 @@ def main(args: argparse.Namespace) -> int:
         "target_faceset": str(args.target),
         **result.report,
     }
+    if reference is not None:
+        report["reference"] = {"one_photo": str(args.reference), **reference}
     write_text(args.out / "eval.json", json.dumps(report, indent=2))
-    name = (args.model or args.swapped).name
+    rows = {(args.model or args.swapped).name: report}
+    if reference is not None:
+        rows[f"one-photo swap ({args.reference.name}), no training"] = reference
     write_text(args.out / "eval.md", f"`swapcam eval` of {args.input.name} against {args.target.name}\n\n"
-               + markdown_table({name: report}))
+               + markdown_table(rows))
     eval_curves_png(report, args.out / "eval_curves.png")
     if result.pairs:
         contact_sheet_png(result.pairs, args.out / "contact_sheet.png")

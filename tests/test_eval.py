@@ -244,3 +244,30 @@ def test_a_half_transparent_merge_is_flagged_as_ghosted(astronaut_frames, identi
     assert scores[0.5]["ghosted_frames"] == 1.0 and scores[0.5]["ghosting_fraction"]["mean"] > 0.9
     # opaque by default; what is left is the feathered border of holes in this model's mask
     assert scores[1.0]["ghosted_frames"] == 0.0 and scores[1.0]["ghosting_fraction"]["mean"] < 0.2
+
+
+def test_eval_scores_the_one_photo_swap_as_a_reference_row(astronaut_video, exported_model, astronaut_faceset,
+                                                           grace_hopper_faceset, tmp_path, capsys):
+    """`--reference PHOTO` scores the no-training swap on the same frames beside the model: Grace Hopper's
+    photo on the astronaut video moves the output toward her, and eval.md has both rows."""
+    from matplotlib import cbook
+
+    from swapcam.cli import main
+
+    photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    out = tmp_path / "eval_ref"
+    code = main(["eval", str(astronaut_video), "--model", str(exported_model), "--reference", str(photo),
+                 "--target", str(grace_hopper_faceset), "--gallery", str(astronaut_faceset), "--out", str(out),
+                 "--max-frames", "6", "--identity-every", "2", "--faceset-faces", "6", "--no-progress"])
+    assert code == 0
+    report = json.loads((out / "eval.json").read_text())
+    ref = report["reference"]
+    assert ref["one_photo"] == str(photo) and ref["frames"] == 6
+    ident = ref["identity"]
+    assert ident["similarity_to_target"]["mean"] > ident["input_similarity_to_target"]["mean"]
+    table = (out / "eval.md").read_text()
+    assert f"| {exported_model.name} |" in table and "| one-photo swap (grace_hopper.jpg), no training |" in table
+    capsys.readouterr()
+    assert main(["eval", str(astronaut_video), "--model", str(exported_model), "--reference", str(exported_model),
+                 "--target", str(grace_hopper_faceset), "--out", str(out), "--max-frames", "2", "--no-progress"]) == 1
+    assert "not a model" in capsys.readouterr().err
