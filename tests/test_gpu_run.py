@@ -100,3 +100,29 @@ def test_bench_model_step_reports_throughput_split_and_mfu(astronaut_faceset, gr
                                   split_steps=0, threads=1)
     assert df["model_gflops_per_sample"] > 5 * f["model_gflops_per_sample"]  # counted from the models
     assert "MFU" in bench_model.format_step_figures(f)
+
+
+def test_gpu_train_toy_run_of_a_prior_model_carries_meshes_and_reference(astronaut_faceset, grace_hopper_faceset,
+                                                                         tmp_path):
+    """A prior model on the GPU machine, which has no MediaPipe: the pack carries the src meshes, the run
+    sends its reference back, and collect + export embed it."""
+    from training.faceset import Faceset
+    from training.faceset_mesh import faceset_meshes
+
+    faceset_meshes(Faceset.open(astronaut_faceset), progress=False)  # the cache the pack carries
+    pack_dir, out, run = tmp_path / ".gpu" / "train", tmp_path / "out", tmp_path / "collected"
+    assert gpu_run.main(["pack", "--src", str(astronaut_faceset), "--dst", str(grace_hopper_faceset), "--out",
+                         str(pack_dir), "--preset", "prior", "--resolution", "64", "--batch-size", "2",
+                         "--identity", "astronaut"]) == 0
+    import tarfile
+
+    with tarfile.open(pack_dir / "facesets.tar") as tar:
+        assert any(name.endswith("/mesh_cache.npz") for name in tar.getnames())
+    assert gpu_run.main(["train", "--pack", str(pack_dir), "--out", str(out), "--work", str(tmp_path / "work"),
+                         "--steps", "2", "--log-every", "1", "--threads", "1", "--no-progress", "--bench", ""]) == 0
+    assert (out / "reference.npz").is_file() and json.loads((out / "figures.json").read_text())["model_gflops_per_sample"] > 0
+    assert gpu_run.main(["collect", str(out), "--run", str(run)]) == 0
+    from training.export import ExportRequest, export_checkpoint
+
+    info = export_checkpoint(ExportRequest(checkpoint=run, out=tmp_path / "prior.onnx", consent="public-domain test images"))
+    assert read_model_info(info.path).has_prior_input

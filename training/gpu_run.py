@@ -36,6 +36,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from training.faceset_mesh import CACHE_NAME
+from training.prior import REFERENCE_FILE
+
 PLAN_NAME = "plan.json"
 ARCHIVE_NAME = "facesets.tar"
 RESUME_DIR = "resume"
@@ -133,11 +136,30 @@ def _faceset_members(faceset, name: str, keep_every: int) -> list[tuple[str, byt
     from training.faceset import FacesetHeader
 
     records = faceset.records[::keep_every]
-    header = json.dumps(asdict(FacesetHeader(resolution=faceset.resolution, face_type=faceset.face_type)))
+    header = json.dumps(asdict(FacesetHeader(resolution=faceset.resolution, face_type=faceset.face_type,
+                                             crop_scale=faceset.crop_scale)))
     manifest = "\n".join([header] + [json.dumps(_slim_record(r), separators=(",", ":")) for r in records]) + "\n"
     members = [(f"{name}/faceset.jsonl", manifest.encode())]
     members += [(f"{name}/{r.file}", (faceset.path / r.file).read_bytes()) for r in records]
+    meshes = _mesh_cache_member(faceset, records)
+    if meshes is not None:  # prior models need the meshes, and the GPU machine has no MediaPipe to find them
+        members.append((f"{name}/{CACHE_NAME}", meshes))
     return members
+
+
+def _mesh_cache_member(faceset, records) -> bytes | None:
+    """The faceset's mesh cache (training.faceset_mesh) for ``records`` only, as .npz bytes; None if it has none."""
+    import numpy as np
+
+    path = faceset.path / CACHE_NAME
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        known = dict(zip(data["files"].tolist(), data["meshes"]))
+    files = [r.file for r in records if r.file in known]
+    buf = io.BytesIO()
+    np.savez_compressed(buf, files=np.array(files), meshes=np.stack([known[f] for f in files]))
+    return buf.getvalue()
 
 
 def _write_archive(path: Path, members: list[tuple[str, bytes]]) -> None:
@@ -190,6 +212,9 @@ def pack(src: str, dst: str, out: Path, settings: dict, resume: str | None = Non
         ckpt = load_checkpoint(resume)
         left = max_total_mb * 1e6 - (out / ARCHIVE_NAME).stat().st_size
         (out / RESUME_DIR).mkdir()
+        if (ckpt.path.parent / REFERENCE_FILE).is_file():  # a prior model's reference goes with its weights
+            shutil.copy2(ckpt.path.parent / REFERENCE_FILE, out / RESUME_DIR / REFERENCE_FILE)
+            left -= (out / RESUME_DIR / REFERENCE_FILE).stat().st_size
         if ckpt.path.stat().st_size <= left:
             shutil.copy2(ckpt.path, out / RESUME_DIR / ckpt.path.name)
             plan["resume"] = {"kind": "checkpoint", "step": ckpt.step}
@@ -234,6 +259,8 @@ def _resume_into(pack_dir: Path, plan: dict, run_dir: Path) -> None:
     if not plan.get("resume"):
         return
     run_dir.mkdir(parents=True, exist_ok=True)
+    if (pack_dir / RESUME_DIR / REFERENCE_FILE).is_file():
+        shutil.copy2(pack_dir / RESUME_DIR / REFERENCE_FILE, run_dir / REFERENCE_FILE)
     whole = pack_dir / RESUME_DIR / CHECKPOINT_NAME
     if whole.is_file():
         shutil.copy2(whole, run_dir / CHECKPOINT_NAME)
@@ -315,21 +342,32 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
     settings = dict(plan["settings"])
     if batch_size:
         settings["batch_size"] = batch_size
-    cfg = TrainConfig(src=str(src), dst=str(dst), out=str(run_dir), minutes=minutes, steps=steps, compile=compile,
-                      workers=0, log_every=log_every, preview_every=10**9, save_minutes=1e9, progress=progress, threads=threads,
-                      tensorboard=True, **settings)
     s_fs, d_fs = open_facesets(src, dst)
+    prior = TrainConfig(src=str(src), dst=str(dst), out=str(run_dir), **settings).model_config(s_fs.resolution).prior
+    # prior models warp the reference per sample on the CPU (DataLoader workers); the others augment on the GPU
+    workers = max(1, min(12, (os.cpu_count() or 2) - 2)) if prior else 0
+    cfg = TrainConfig(src=str(src), dst=str(dst), out=str(run_dir), minutes=minutes, steps=steps, compile=compile,
+                      workers=workers, log_every=log_every, preview_every=10**9, save_minutes=1e9, progress=progress,
+                      threads=threads, tensorboard=True, **settings)
     model_cfg = cfg.model_config(s_fs.resolution)
-    counted = PairDataset(s_fs, d_fs, model_cfg.resolution, AugmentConfig.off()).fixed_batch(2)
-    torch.manual_seed(0)
-    flops = training_step_flops(FaceSwapModel(model_cfg).to(memory_format=torch.channels_last), counted,
-                                LossWeights(), cfg.batch_size)
     t = time.monotonic()
     length = f"{minutes:g} minutes" if minutes else f"{steps} steps"
     _say(f"training {model_cfg.preset} {model_cfg.resolution} px, batch {cfg.batch_size}, {length} on "
          f"{figures['device']} (compile {compile})")
     result = train(cfg)
     phases["train_s"] = time.monotonic() - t
+    reference = meshes = None
+    if model_cfg.prior:  # the FLOPs of a prior model's step need its reference (chosen by train) and meshes
+        from training.faceset_mesh import faceset_meshes
+        from training.prior import load_reference
+
+        reference, meshes = load_reference(run_dir), faceset_meshes(s_fs, progress=False)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run_dir / REFERENCE_FILE, out / REFERENCE_FILE)  # collect brings it back for export
+    counted = PairDataset(s_fs, d_fs, model_cfg.resolution, AugmentConfig.off(), 0, reference, meshes).fixed_batch(2)
+    torch.manual_seed(0)
+    flops = training_step_flops(FaceSwapModel(model_cfg).to(memory_format=torch.channels_last), counted,
+                                LossWeights(), cfg.batch_size)
     peak, _ = datasheet_peak_tflops(device)
     measured = measured_matmul_tflops(device)
     steady = _steady_samples_per_s(result.history, cfg.batch_size)
@@ -376,6 +414,8 @@ def collect(out_dir: Path, run_dir: Path, force: bool = False) -> Path:
     if target.exists() and not force:
         raise GpuRunError(f"{target} exists; refusing to overwrite it (pass --force, or choose another --run)")
     save_checkpoint(target, {**meta, "model": state})
+    if (Path(out_dir) / REFERENCE_FILE).is_file():  # a prior model's reference: export embeds it
+        shutil.copy2(Path(out_dir) / REFERENCE_FILE, Path(run_dir) / REFERENCE_FILE)
     return target
 
 

@@ -76,7 +76,7 @@ def training_step_flops(model: torch.nn.Module, batch: dict[str, torch.Tensor], 
     counted = next(iter(batch.values())).shape[0]
     with torch.no_grad():
         with FlopCounterMode(display=False) as model_counter:
-            model(batch["src_input"], batch["dst_input"])
+            model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
         with FlopCounterMode(display=False) as step_counter:
             compute_losses(model, batch, weights)
     model_forward = model_counter.get_total_flops()

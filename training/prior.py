@@ -57,10 +57,15 @@ def load_reference(run_dir) -> Reference | None:
 
 def dst_priors(reference: Reference, faces: np.ndarray) -> np.ndarray:
     """The reference warped onto each of ``faces`` ((N, R, R, 3) uint8 aligned crops, meshed here with
-    FaceMesh in still mode): (N, R, R, 3) uint8; a face without a mesh gets the unwarped reference."""
-    from realtime.landmarks import FaceLandmarker
-
+    FaceMesh in still mode): (N, R, R, 3) uint8; a face without a mesh gets the unwarped reference, and so
+    do all of them where MediaPipe is not installed (a GPU machine: these are only the preview's)."""
     warp = ReferencePrior(reference, faces.shape[1])
+    try:
+        from realtime.landmarks import FaceLandmarker
+
+        import mediapipe  # noqa: F401  (imported by FaceLandmarker when made; checked here)
+    except ImportError:
+        return np.repeat(warp.image[None], len(faces), 0)
     out = np.empty_like(faces)
     with FaceLandmarker(static_images=True) as landmarker:
         for i, face in enumerate(faces):
