@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,5 +62,8 @@ def test_first_run_with_no_arguments_writes_a_swapped_video(tmp_path, astronaut)
     for option in ("--model", "--source", "--sink"):
         assert option in res.stdout
     frames = list(read_frames(tmp_path / "swapcam_output.mp4"))
-    assert len(frames) > 100  # 10 s at 30 fps; a slow or busy CPU drops frames (newest wins)
+    # how many frames get out depends on the CPU (a busy one drops frames: newest wins); that the file holds
+    # exactly the frames the run reports does not
+    out = re.search(r"frames out (\d+) of (\d+) captured", res.stdout)
+    assert out and len(frames) == int(out.group(1)) > 0 and int(out.group(2)) >= 300  # 10 s at 30 fps captured
     assert np.std(frames[len(frames) // 2]) > 10  # a real picture, not a blank frame
