@@ -222,9 +222,10 @@ class Roi:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
 
 
-def aligned_roi(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...]) -> Roi:
-    """The frame rectangle covered by the aligned crop, clipped to the frame."""
-    corners = np.array([[0, 0], [size, 0], [size, size], [0, size]], np.float64)
+def aligned_roi(matrix: np.ndarray, size: int | tuple[int, int], frame_shape: tuple[int, ...]) -> Roi:
+    """The frame rectangle covered by the aligned crop (side ``size``, or ``(width, height)``), clipped to the frame."""
+    cw, ch = (size, size) if np.isscalar(size) else size
+    corners = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], np.float64)
     back = transform_points(corners, invert(matrix))
     h, w = frame_shape[:2]
     x0, y0 = np.floor(back.min(0)).astype(int)
@@ -235,14 +236,14 @@ def aligned_roi(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...]) -> 
 def warp_from_aligned(
     aligned: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...], interpolation: int = cv2.INTER_LINEAR
 ) -> tuple[np.ndarray, Roi]:
-    """Inverse warp of an aligned image, computed only on the frame ROI it covers.
+    """Inverse warp of an aligned image (R x R, or any h x w part of aligned space with ``matrix`` mapping
+    frame pixels to its pixels), computed only on the frame ROI it covers.
 
     Returns the warped ROI image and the ROI. Pixels outside the crop are 0. ``interpolation``: an
     OpenCV flag (bicubic: the one-photo swap of grid_s26 kept 0.78 of the input face's Laplacian variance
     instead of 0.64 with bilinear).
     """
-    size = aligned.shape[0]
-    roi = aligned_roi(matrix, size, frame_shape)
+    roi = aligned_roi(matrix, (aligned.shape[1], aligned.shape[0]), frame_shape)
     if roi.empty:
         return aligned[:0, :0], roi
     shift = np.array([[1.0, 0.0, -roi.x0], [0.0, 1.0, -roi.y0]])

@@ -96,23 +96,26 @@ def _linear_map(src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
     return inv_half @ _sqrt_psd(half @ ref.cov @ half) @ inv_half
 
 
-def apply_transfer(image: np.ndarray, src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
-    """Move ``image``'s colours from statistics ``src`` to ``ref``; float32 BGR [0,1] out."""
-    check_mode(mode)
-    if mode == "none":
-        return np.asarray(image, np.float32)
+def transfer_matrix(src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
+    """(3, 4) float32 affine map, in ``mode``'s colour space, that moves statistics ``src`` to ``ref``
+    (for ``cv2.transform``: out = M[:, :3] @ pixel + M[:, 3])."""
+    if check_mode(mode) == "none":
+        return np.hstack([np.eye(3), np.zeros((3, 1))]).astype(np.float32)
     if src.space != space_for(mode) or ref.space != space_for(mode):
         raise ValueError(f"{mode} needs {space_for(mode)} statistics, got {src.space} and {ref.space}")
-    pixels = _to_space(image, src.space)
+    linear = np.diag(ref.std / src.std) if mode == "rct" else _linear_map(src, ref, mode)
+    return np.hstack([linear, (ref.mean - linear @ src.mean)[:, None]]).astype(np.float32)
+
+
+def apply_transfer(image: np.ndarray, src: ColorStats, ref: ColorStats, mode: str) -> np.ndarray:
+    """Move ``image``'s colours from statistics ``src`` to ``ref``; float32 BGR [0,1] out (a new array)."""
+    matrix = transfer_matrix(src, ref, mode)
+    if mode == "none":
+        return np.array(image, np.float32)
+    out = cv2.transform(_to_space(image, src.space), matrix)
     if mode == "rct":
-        scale = (ref.std / src.std).astype(np.float32)
-        out = (pixels - src.mean.astype(np.float32)) * scale + ref.mean.astype(np.float32)
-        out = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2BGR)
-    else:
-        matrix = _linear_map(src, ref, mode).astype(np.float32)
-        flat = (pixels.reshape(-1, 3) - src.mean.astype(np.float32)) @ matrix.T + ref.mean.astype(np.float32)
-        out = flat.reshape(pixels.shape)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+        out = cv2.cvtColor(out, cv2.COLOR_LAB2BGR)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def transfer(

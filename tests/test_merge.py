@@ -126,3 +126,34 @@ def test_bad_settings():
         MergeSettings(opacity=2.0).validate()
     with pytest.raises(ValueError, match="mask mode"):
         MergeSettings(mask="x").validate()
+
+
+def test_merging_the_mask_box_equals_merging_the_whole_crop(astronaut, swapped):
+    """The merge works on the mask's bounding box only; the frame it makes is the one a warp and blend of
+    the whole crop makes (up to a rounding of 1 grey level), and nothing outside the box's ROI changes."""
+    import cv2
+
+    from realtime.alignment import warp_from_aligned
+    from realtime.merge import mask_box
+
+    aligned, out = swapped
+    settings = MergeSettings(color="none")
+    m = Merger(settings, mask_smoothing=1.0).mask(0, out.face_mask[0], out.celeb_mask[0], None)
+    x0, y0, x1, y1 = mask_box(m, pad=2)
+    ys, xs = np.nonzero(m)
+    assert x0 % 2 == 0 and y0 % 2 == 0 and x0 <= xs.min() - 1 and y0 <= ys.min() - 1
+    assert x1 >= xs.max() + 3 and y1 >= ys.max() + 3 and (x1 - x0) * (y1 - y0) < 0.9 * m.size
+    assert mask_box(np.zeros_like(m)) is None
+    face_u8 = cv2.convertScaleAbs(out.face[0], alpha=255.0)
+    interpolation = cv2.INTER_CUBIC if abs(np.linalg.det(aligned.matrix[:, :2])) >= 1 else cv2.INTER_LINEAR
+    warped, roi = warp_from_aligned(face_u8, aligned.matrix, astronaut.shape, interpolation)
+    weight, _ = warp_from_aligned(m, aligned.matrix, astronaut.shape)
+    expected = astronaut.copy()
+    expected[roi.slices()] = cv2.blendLinear(warped, expected[roi.slices()], weight, 1.0 - weight)
+    frame = astronaut.copy()
+    box_weight, sl = _merge(frame, aligned, out, settings)
+    assert np.abs(frame.astype(int) - expected).max() <= 1
+    assert (frame != expected).mean() < 0.01
+    full = np.zeros(astronaut.shape[:2], np.float32)
+    full[sl] = box_weight
+    assert box_weight.size < weight.size and np.isclose(full.sum(), weight.sum(), rtol=1e-4)
