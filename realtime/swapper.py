@@ -159,9 +159,6 @@ class FaceSwapper:
         if self.session is None:
             from realtime.torch_runner import TORCH_PROVIDER, TorchRunner
 
-            if self.info.has_prior_input:
-                raise ModelContractError(f"{self.info.path}: reference-prior models run with ONNX Runtime only; "
-                                         "choose an ONNX Runtime provider (e.g. --providers CPUExecutionProvider)")
             self.torch_runner = TorchRunner(self.info.path, threads=threads, morph_value=morph_value)
             self.providers = [TORCH_PROVIDER]
             self.device = self.torch_runner.device.type
@@ -179,6 +176,7 @@ class FaceSwapper:
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self._buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
         self._prior_buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
+        self._prior_faces_buffer = np.empty((0, self.resolution, self.resolution, 3), np.uint8)
         self._prior = None
         if self.info.has_prior_input:
             from realtime.reference_prior import Reference, ReferencePrior
@@ -250,16 +248,25 @@ class FaceSwapper:
         np.multiply(faces, np.float32(1.0 / 255.0), out=buf, casting="unsafe")
         return buf
 
-    def _prior_input(self, meshes: np.ndarray | None, n: int) -> np.ndarray:
-        """(n, R, R, 3) prior input: the model's reference warped onto each face's aligned mesh."""
+    def _prior_faces(self, meshes: np.ndarray | None, n: int) -> np.ndarray:
+        """(n, R, R, 3) uint8 BGR: the model's reference warped onto each face's aligned mesh."""
         if meshes is None or len(meshes) != n:
             raise ValueError(f"{self.name} is a reference-prior model: give the {n} faces' aligned meshes "
                              "((N, 478, 2), aligned pixels)")
+        if self._prior_faces_buffer.shape[0] < n:
+            self._prior_faces_buffer = np.empty((n, self.resolution, self.resolution, 3), np.uint8)
+        buf = self._prior_faces_buffer[:n]
+        for i, mesh in enumerate(meshes):
+            buf[i] = self._prior(mesh)
+        return buf
+
+    def _prior_input(self, meshes: np.ndarray | None, n: int) -> np.ndarray:
+        """(n, R, R, 3) prior input in [0, 1], the model's input dtype (see ``_prior_faces``)."""
+        faces = self._prior_faces(meshes, n)
         if self._prior_buffer.shape[0] < n:
             self._prior_buffer = np.empty((n, self.resolution, self.resolution, 3), self.input_dtype)
         buf = self._prior_buffer[:n]
-        for i, mesh in enumerate(meshes):
-            np.multiply(self._prior(mesh), np.float32(1.0 / 255.0), out=buf[i], casting="unsafe")
+        np.multiply(faces, np.float32(1.0 / 255.0), out=buf, casting="unsafe")
         return buf
 
     def get(self, faces: np.ndarray, meshes: np.ndarray | None = None) -> SwapResult:
@@ -278,7 +285,7 @@ class FaceSwapper:
             parts = [self.get(faces[i:i + 1], None if meshes is None else meshes[i:i + 1]) for i in range(len(faces))]
             return SwapResult(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("face_mask", "face", "celeb_mask")))
         if self.torch_runner is not None:
-            outputs = self.torch_runner.run(faces)
+            outputs = self.torch_runner.run(faces, self._prior_faces(meshes, len(faces)) if self._prior is not None else None)
         else:
             feeds = {INPUT_NAME: self._input(faces)}
             if self._morph is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.model_contract import INPUT_NAME, MORPH_INPUT_NAME, OUTPUT_NAMES, ModelContractError
+from realtime.model_contract import INPUT_NAME, MORPH_INPUT_NAME, OUTPUT_NAMES, PRIOR_INPUT_NAME, ModelContractError
 
 TORCH_PROVIDER = "torch"
 
@@ -78,13 +78,12 @@ class TorchRunner:
             for name, buf in list(self.module.named_buffers()):
                 if buf.dim() == 4:
                     setattr(self.module, name, buf.contiguous(memory_format=torch.channels_last))
-        self._extra = []
         for name in names:
-            if name == MORPH_INPUT_NAME:
-                self._extra.append(torch.tensor([morph_value], dtype=self.dtype, device=self.device))
-            elif name != INPUT_NAME:
+            if name not in (INPUT_NAME, MORPH_INPUT_NAME, PRIOR_INPUT_NAME):
                 raise ModelContractError(f"{path}: unexpected input {name!r} for the torch runner")
-        self._input_first = names[0] == INPUT_NAME
+        self._input_names = list(names)
+        self.has_prior = PRIOR_INPUT_NAME in names
+        self._morph = torch.tensor([morph_value], dtype=self.dtype, device=self.device)
         self.resolution: int | None = None
         self._graphs: dict[int, tuple] = {}
 
@@ -94,17 +93,18 @@ class TorchRunner:
 
         self.resolution = resolution
         r, b, cuda = resolution, self.max_batch, self.device.type == "cuda"
-        self._dev_in = torch.empty((b, r, r, 3), dtype=torch.uint8, device=self.device)
+        planes = 2 if self.has_prior else 1  # the face, and the reference-prior model's warped reference
+        self._dev_in = torch.empty((planes, b, r, r, 3), dtype=torch.uint8, device=self.device)
         if cuda:
-            self._host_in = torch.empty((b, r, r, 3), dtype=torch.uint8, pin_memory=True)
+            self._host_in = torch.empty((planes, b, r, r, 3), dtype=torch.uint8, pin_memory=True)
             self._host_out = [torch.empty((b, r, r, c), dtype=torch.float32, pin_memory=True) for c in (1, 3, 1)]
             self._stream = torch.cuda.Stream(self.device)
 
     def _forward(self, n: int):
-        """The model on the first ``n`` faces of the device input buffer; float32 outputs."""
-        x = self._dev_in[:n].float().mul_(1.0 / 255.0).to(self.dtype)
-        inputs = [x, *self._extra] if self._input_first else [*self._extra, x]
-        return tuple(o.float() for o in self.module(*inputs))
+        """The model on the first ``n`` faces (and priors) of the device input buffer; float32 outputs."""
+        x = self._dev_in[:, :n].float().mul_(1.0 / 255.0).to(self.dtype)
+        feeds = {INPUT_NAME: x[0], MORPH_INPUT_NAME: self._morph, PRIOR_INPUT_NAME: x[-1]}
+        return tuple(o.float() for o in self.module(*(feeds[name] for name in self._input_names)))
 
     def _capture(self, n: int) -> None:
         """Warm up on a side stream, then capture one CUDA graph for batch size ``n``."""
@@ -149,15 +149,20 @@ class TorchRunner:
         return f"torch {__import__('torch').__version__} on {name}, {dtype}, {graphs}"
 
     # ---- running -----------------------------------------------------------------------------------
-    def run(self, faces: np.ndarray) -> list[np.ndarray]:
-        """faces uint8 (N, R, R, 3) BGR -> [face_mask (N,R,R,1), face (N,R,R,3), celeb_mask (N,R,R,1)] float32."""
+    def run(self, faces: np.ndarray, priors: np.ndarray | None = None) -> list[np.ndarray]:
+        """faces uint8 (N, R, R, 3) BGR -> [face_mask (N,R,R,1), face (N,R,R,3), celeb_mask (N,R,R,1)] float32.
+
+        priors: uint8 (N, R, R, 3), the warped reference of a reference-prior model (required for one)."""
         import torch
 
         n, r = len(faces), faces.shape[1]
+        if self.has_prior and (priors is None or priors.shape != faces.shape):
+            raise ValueError(f"{self.path} is a reference-prior model: give uint8 priors shaped like the faces {faces.shape}")
         if self.resolution != r:
             self.prepare(r)
         if n > self.max_batch:
-            parts = [self.run(faces[i:i + self.max_batch]) for i in range(0, n, self.max_batch)]
+            parts = [self.run(faces[i:i + self.max_batch], None if priors is None else priors[i:i + self.max_batch])
+                     for i in range(0, n, self.max_batch)]
             return [np.concatenate([p[k] for p in parts]) for k in range(3)]
         if self.device.type == "cpu":
             previous = torch.get_num_threads()
@@ -165,13 +170,17 @@ class TorchRunner:
                 if self.threads:
                     torch.set_num_threads(self.threads)
                 with torch.no_grad():
-                    self._dev_in[:n].copy_(torch.from_numpy(np.ascontiguousarray(faces)))
+                    self._dev_in[0, :n].copy_(torch.from_numpy(np.ascontiguousarray(faces)))
+                    if self.has_prior:
+                        self._dev_in[1, :n].copy_(torch.from_numpy(np.ascontiguousarray(priors)))
                     return [o.numpy() for o in self._forward(n)]
             finally:
                 torch.set_num_threads(previous)
-        np.copyto(self._host_in[:n].numpy(), faces)
+        np.copyto(self._host_in[0, :n].numpy(), faces)
+        if self.has_prior:
+            np.copyto(self._host_in[1, :n].numpy(), priors)
         with torch.cuda.stream(self._stream), torch.no_grad():
-            self._dev_in[:n].copy_(self._host_in[:n], non_blocking=True)
+            self._dev_in[:, :n].copy_(self._host_in[:, :n], non_blocking=True)
             if n in self._graphs:
                 graph, outputs = self._graphs[n]
                 graph.replay()

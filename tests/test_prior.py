@@ -121,6 +121,24 @@ def test_the_swapper_builds_the_prior_from_meshes_and_matches_torch(prior_model,
     assert np.abs(result.face - celeb.permute(0, 2, 3, 1).numpy()).max() < 1e-3
 
 
+def test_a_prior_model_runs_on_the_torch_provider_as_on_onnx_runtime(prior_model, astronaut_faceset, meshes):
+    """--provider torch (the GPU path without onnxruntime-gpu) feeds the warped reference too: same outputs."""
+    from realtime.swapper import FaceSwapper
+    from realtime.torch_runner import TORCH_PROVIDER
+
+    faceset = Faceset.open(astronaut_faceset)
+    recs = faceset.records[:3]
+    crops = np.stack([faceset.load_image(r) for r in recs])
+    mesh = np.stack([meshes[r.file] for r in recs])
+    on_torch = FaceSwapper(prior_model[1], providers=[TORCH_PROVIDER], threads=1).prepare()
+    assert on_torch.session is None and on_torch.needs_mesh
+    got, ref = on_torch.get(crops, mesh), FaceSwapper(prior_model[1]).get(crops, mesh)
+    for name in ("face", "face_mask", "celeb_mask"):
+        assert np.abs(getattr(got, name) - getattr(ref, name)).max() < 1e-3, name
+    with pytest.raises(ValueError, match="meshes"):
+        on_torch.get(crops)
+
+
 def test_the_live_processor_swaps_with_a_prior_model(prior_model, astronaut_video):
     from measure.evaluate import read_frames
     from realtime.merge import MergeSettings
