@@ -121,6 +121,27 @@ def test_the_swapper_builds_the_prior_from_meshes_and_matches_torch(prior_model,
     assert np.abs(result.face - celeb.permute(0, 2, 3, 1).numpy()).max() < 1e-3
 
 
+def test_a_prior_models_swap_stops_below_the_hairline(prior_model, astronaut_faceset, meshes):
+    """The target's fringe, which a model trained on that person draws, never lands on the user's
+    forehead: both masks are 0 above the forehead cut of the face's own mesh and the model's below it."""
+    from realtime.face_regions import forehead_cut
+    from realtime.model_contract import INPUT_NAME, OUTPUT_NAMES
+    from realtime.swapper import FaceSwapper
+
+    faceset = Faceset.open(astronaut_faceset)
+    rec = faceset.records[0]
+    crop, mesh = faceset.load_image(rec)[None], meshes[rec.file][None].astype(np.float32)
+    swapper = FaceSwapper(prior_model[1]).prepare()
+    result = swapper.get(crop, mesh)
+    raw = swapper.session.run(list(OUTPUT_NAMES), {INPUT_NAME: swapper._input(crop),
+                                                   PRIOR_INPUT_NAME: swapper._prior_input(mesh, 1)})
+    cut = int(np.ceil(forehead_cut(mesh[0], swapper.forehead_keep)))
+    assert 0 < cut < 128 * 0.4  # above the brows, inside the crop
+    for got, model in ((result.face_mask, raw[0]), (result.celeb_mask, raw[2])):
+        assert not got[0, :cut].any()
+        assert np.array_equal(got[0, cut:], model[0, cut:, :, 0]) and model[0, :cut].max() > 0
+
+
 def test_a_prior_model_runs_on_the_torch_provider_as_on_onnx_runtime(prior_model, astronaut_faceset, meshes):
     """--provider torch (the GPU path without onnxruntime-gpu) feeds the warped reference too: same outputs."""
     from realtime.swapper import FaceSwapper
