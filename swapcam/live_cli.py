@@ -54,7 +54,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="one-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline (default 0.5)")
     g.add_argument("--proportions", type=float, default=None,
                    help="one-photo swap: eyes, brows and nose placed with the user's (0) or the photo's (1) "
-                        "proportions (default 1); the outline and the lips stay the user's")
+                        "proportions (default 0); the outline and the lips stay the user's")
 
     g = parser.add_argument_group("source")
     g.add_argument("--source", default="auto",

@@ -147,11 +147,13 @@ def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, ex
 def test_the_inner_features_take_the_photos_proportions_and_the_expression_stays_the_users(
         hopper_photo, astronaut, still_landmarker):
     from realtime.face_regions import FACE_OVAL, OUTER_LIPS, interior_weights
+    from realtime.photo_swapper import frontal_share
 
-    s = PhotoSwapper(hopper_photo).prepare()
+    s = PhotoSwapper(hopper_photo, proportions=1.0).prepare()
     r = s.resolution
     face = still_landmarker.detect(astronaut)[0]
     mesh = transform_points(face.points, align_matrix(face.landmarks68, r, s.face_type)).astype(np.float32)[:468]
+    assert frontal_share(mesh, s._ref_points, mesh) == 1.0  # both about frontal
     moved = s._with_photo_proportions(0, 1, mesh)  # the first frame is its own neutral
     free = interior_weights(s._ref_points) == 1.0
     assert free.sum() > 50 and np.allclose(moved[free], s._ref_points[free], atol=1e-3)  # the photo's places
@@ -161,7 +163,13 @@ def test_the_inner_features_take_the_photos_proportions_and_the_expression_stays
     lowered[:, 1] += 1.0
     again = s._with_photo_proportions(0, 1, lowered)  # neutral now half-way (second frame: plain mean)
     assert np.allclose(again[free] - moved[free], [0.0, 0.5], atol=1e-3)
-    assert np.array_equal(PhotoSwapper(hopper_photo, proportions=0.0)._with_photo_proportions(0, 1, mesh), mesh)
+    assert np.array_equal(PhotoSwapper(hopper_photo)._with_photo_proportions(0, 1, mesh), mesh)  # off by default
+    # a head turned away (the nose tip moved sideways by 0.8 half face widths: about 24 deg of yaw): no shift
+    turned = lowered.copy()
+    turned[4, 0] += 0.4 * np.linalg.norm(mesh[234] - mesh[454])
+    assert frontal_share(turned, s._ref_points, mesh) == 0.0
+    shifted = s._with_photo_proportions(0, 1, turned)
+    assert np.array_equal(shifted, turned)
 
 
 def test_specks_of_slow_convergence_are_kept_and_real_folds_are_hidden(hopper_swapper):
