@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 if i in wanted:
                     rows[i].append(face_tile(out, next(m for j, _, m in picks if j == i)))
         names = ["input"] + [f"{key}={v:g}" if isinstance(v, float) else f"{key}={v}" for v in values]
-        write_image(args.out, sheet(names, [rows[i] for i, _, _ in picks]))
+        write_image(args.out, sheet(names, [rows[i] for i, _, _ in picks]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     except (SheetError, EvalInputError, ReferenceError, ValueError, OSError) as exc:
         print(f"mouth_sheet: {exc}", file=sys.stderr)
         return 2
