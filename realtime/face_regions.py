@@ -7,7 +7,9 @@
   against the face's own cheeks, and everything below it in the same column;
 - ``features``: eyes, brows and lips (not skin on any face), for the shading match's skin sample;
 - ``extend_beyond``: a photo's skin carried past its outline, so a region grown over the user's outline
-  shows skin, not the photo's background.
+  shows skin, not the photo's background;
+- ``interior_weights``: how far inside the face (away from its outline and its lips) each mesh point
+  lies, for moving the inner features to another face's proportions.
 
 Vertex indices below are facts of MediaPipe's canonical face mesh topology (its FACEMESH_FACE_OVAL,
 FACEMESH_LIPS, eye and eyebrow contours), walked into closed loops. Subject's right side is image left.
@@ -184,3 +186,21 @@ def features(points: np.ndarray, size: int, grow: float) -> np.ndarray:
         cv2.fillPoly(mask, [np.round(points[part, :2]).astype(np.int32)], 1)
     g = max(1, int(round(grow)))
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1)))
+
+
+def interior_weights(points: np.ndarray, oval_band: float = 0.12, lip_band: float = 0.10,
+                     lip_gap: float = 0.02) -> np.ndarray:
+    """(V,) float32 weight in [0, 1] of each mesh point: 0 on the face oval and on the lips, rising to 1 at
+    ``oval_band`` (fraction of the face's width) inside the oval and ``lip_gap + lip_band`` outside the
+    outer lip contour. Points with weight 1 (eyes, brows, nose, mid cheeks) may take another face's
+    proportions while the outline (the user's silhouette) and the lips (the user's mouth) stay put."""
+    pts = np.asarray(points, np.float32)[:, :2]
+    width = max(float(np.linalg.norm(pts[234] - pts[454])), 1e-6)  # cheek to cheek across the oval
+
+    def signed_distance(polygon: np.ndarray) -> np.ndarray:  # > 0 inside
+        contour = pts[polygon].reshape(-1, 1, 2)
+        return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in pts])
+
+    inside_oval = np.clip(signed_distance(FACE_OVAL) / (oval_band * width), 0.0, 1.0)
+    off_lips = np.clip((-signed_distance(OUTER_LIPS) - lip_gap * width) / (lip_band * width), 0.0, 1.0)
+    return (inside_oval * off_lips).astype(np.float32)

@@ -52,6 +52,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="one-photo swap: side of the aligned face in pixels (default 256, face type full)")
     g.add_argument("--forehead", type=float, default=None,
                    help="one-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline (default 0.5)")
+    g.add_argument("--proportions", type=float, default=None,
+                   help="one-photo swap: eyes, brows and nose placed with the user's (0) or the photo's (1) "
+                        "proportions (default 0); the outline and the lips stay the user's")
 
     g = parser.add_argument_group("source")
     g.add_argument("--source", default="auto",
@@ -158,7 +161,7 @@ def _load_models(args) -> list:
     for path in paths:
         swapper = open_swapper(path, face_type=args.face_type, crop_scale=args.crop_scale, providers=providers,
                                morph_value=args.morph, threads=args.threads, resolution=args.photo_resolution,
-                               forehead=args.forehead)
+                               forehead=args.forehead, proportions=args.proportions)
         swapper.prepare()
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)

@@ -15,7 +15,10 @@ from realtime.face_regions import (
     extend_beyond,
     face_region,
     forehead_cut,
+    FACE_OVAL,
+    OUTER_LIPS,
     hair_over_forehead,
+    interior_weights,
     mouth_hole,
     mouth_openness,
 )
@@ -91,3 +94,13 @@ def test_skin_is_carried_past_the_outline_from_the_nearest_inside_pixel(seed):
         # the colour came from an inside pixel at (nearly) the nearest distance
         matches = [(yy, xx) for yy, xx in zip(ys, xs) if (image[yy, xx] == out[y, x]).all()]
         assert matches and min(np.hypot(yy - y, xx - x) for yy, xx in matches) <= nearest + 1.5
+
+
+def test_interior_weights_hold_the_outline_and_the_lips_and_free_the_eyes_and_nose(still_landmarker, grace_hopper):
+    _, pts = _aligned(grace_hopper, still_landmarker)
+    w = interior_weights(pts)
+    assert w.shape == (len(pts),) and w.dtype == np.float32 and 0.0 <= w.min() and w.max() <= 1.0
+    assert w[FACE_OVAL].max() == 0.0 and w[OUTER_LIPS].max() == 0.0
+    assert w[[4, 1, 6, 168]].min() == 1.0  # nose tip, nose, between the eyes
+    assert w[[33, 133, 263, 362]].min() > 0.9  # eye corners
+    assert (w[:468] > 0.5).sum() > 100  # most of the inner face may move

@@ -142,3 +142,46 @@ def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, ex
     between = np.abs(with_photo.astype(int) - with_model.astype(int)).mean(-1)[changed].mean()
     repeat = np.abs(again.astype(int) - with_photo.astype(int)).mean(-1)[changed].mean()
     assert between > 5.0 and repeat < between / 4  # two different swaps; the photo swap again
+
+
+def test_the_inner_features_take_the_photos_proportions_and_the_expression_stays_the_users(
+        hopper_photo, astronaut, still_landmarker):
+    from realtime.face_regions import FACE_OVAL, OUTER_LIPS, interior_weights
+    from realtime.photo_swapper import frontal_share
+
+    s = PhotoSwapper(hopper_photo, proportions=1.0).prepare()
+    r = s.resolution
+    face = still_landmarker.detect(astronaut)[0]
+    mesh = transform_points(face.points, align_matrix(face.landmarks68, r, s.face_type)).astype(np.float32)[:468]
+    assert frontal_share(mesh, s._ref_points, mesh) == 1.0  # both about frontal
+    moved = s._with_photo_proportions(0, 1, mesh)  # the first frame is its own neutral
+    free = interior_weights(s._ref_points) == 1.0
+    assert free.sum() > 50 and np.allclose(moved[free], s._ref_points[free], atol=1e-3)  # the photo's places
+    assert np.array_equal(moved[FACE_OVAL], mesh[FACE_OVAL]) and np.array_equal(moved[OUTER_LIPS], mesh[OUTER_LIPS])
+    # the user's expression (here: eyes a little lower than their neutral) still moves the photo's points
+    lowered = mesh.copy()
+    lowered[:, 1] += 1.0
+    again = s._with_photo_proportions(0, 1, lowered)  # neutral now half-way (second frame: plain mean)
+    assert np.allclose(again[free] - moved[free], [0.0, 0.5], atol=1e-3)
+    assert np.array_equal(PhotoSwapper(hopper_photo)._with_photo_proportions(0, 1, mesh), mesh)  # off by default
+    # a head turned away (the nose tip moved sideways by 0.8 half face widths: about 24 deg of yaw): no shift
+    turned = lowered.copy()
+    turned[4, 0] += 0.4 * np.linalg.norm(mesh[234] - mesh[454])
+    assert frontal_share(turned, s._ref_points, mesh) == 0.0
+    shifted = s._with_photo_proportions(0, 1, turned)
+    assert np.array_equal(shifted, turned)
+
+
+def test_specks_of_slow_convergence_are_kept_and_real_folds_are_hidden(hopper_swapper):
+    s = hopper_swapper
+    r, n = s.resolution, s.warp.residual.shape[0]
+    residual = np.zeros((n, n), np.float32)
+    residual[20:22, 20:22] = 5.0  # a speck (4 grid cells)
+    residual[60:90, 70:100] = 5.0  # a fold
+    s.warp.residual = residual
+    mask = np.ones((r, r), np.float32)
+    s._hide_folds(mask)
+    step = r // n
+    assert mask[20 * step : 22 * step, 20 * step : 22 * step].min() == 1.0
+    assert mask[62 * step : 88 * step, 72 * step : 98 * step].max() == 0.0
+    assert mask.sum() > r * r - (34 * step) ** 2
