@@ -22,8 +22,9 @@ def test_demo_model_is_small_and_describes_itself():
     assert DEMO.stat().st_size < 40 * 2**20
     info = read_model_info(DEMO)
     meta = info.metadata
-    assert info.self_described and info.resolution == 128 and info.face_type == "whole_face"
-    assert meta["swapcam.architecture"] == "df:lite:fp16"
+    # the study's winner (docs/study.md): a reference-prior model, full face at 192 px
+    assert info.self_described and info.resolution == 192 and info.face_type == "full"
+    assert meta["swapcam.architecture"] == "df:prior:fp16" and info.has_prior_input
     assert "GRID" in meta["swapcam.identity"]
     assert "CC BY 4.0" in meta["swapcam.consent"] and "CC BY" in meta["swapcam.data_credits"]
     sources = {s for d in json.loads(meta["swapcam.training_data"]) for s in d["sources"]}
@@ -37,7 +38,9 @@ def test_demo_model_declares_batch_r_r_c():
 
     proto = onnx.load(str(DEMO))
     dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim] for v in (*proto.graph.input, *proto.graph.output)]
-    assert dims == [["batch", 128, 128, 3], ["batch", 128, 128, 1], ["batch", 128, 128, 3], ["batch", 128, 128, 1]]
+    names = [v.name for v in (*proto.graph.input, *proto.graph.output)]
+    assert names == ["in_face:0", "in_prior:0", "out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0"]
+    assert dims == [["batch", 192, 192, 3]] * 2 + [["batch", 192, 192, 1], ["batch", 192, 192, 3], ["batch", 192, 192, 1]]
     onnx.checker.check_model(proto, full_check=True)
 
 
@@ -45,7 +48,7 @@ def test_model_card_states_the_figures_and_credits():
     card = (REPO / "models" / "README.md").read_text(encoding="utf-8")
     meta = read_model_info(DEMO).metadata
     assert meta["swapcam.training_steps"] in card
-    for fact in ("CC BY 4.0", "GRID", "London", "swapcam eval", "whole_face", "128"):
+    for fact in ("CC BY 4.0", "GRID", "London", "canada", "Congress", "swapcam eval", "full", "192", "one-photo"):
         assert fact in card, fact
 
 
