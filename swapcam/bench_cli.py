@@ -82,6 +82,14 @@ def _print_summary(report: dict) -> None:
         print(f"    stage ms p50: {stages}")
 
 
+def _write_report(report: dict, out: Path, stem: str, draw_png) -> None:
+    """OUT/STEM.json (the report with the command line that made it) and OUT/STEM.png (``draw_png``)."""
+    report["command"] = _command_line()
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / f"{stem}.json", json.dumps(report, indent=2))
+    draw_png(report, out / f"{stem}.png")
+
+
 def _soak(args: argparse.Namespace) -> int:
     from measure.report_plots import soak_png
     from measure.soak import SoakError, SoakOptions, run_soak, soak_summary
@@ -96,10 +104,7 @@ def _soak(args: argparse.Namespace) -> int:
     except SoakError as exc:
         print(f"swapcam bench: {exc}", file=sys.stderr)
         return 2
-    report["command"] = _command_line()
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "soak.json", json.dumps(report, indent=2))
-    soak_png(report, args.out / "soak.png")
+    _write_report(report, args.out, "soak", soak_png)
     print(soak_summary(report))
     print(f"wrote {args.out / 'soak.json'}, soak.png")
     return 0
@@ -147,10 +152,7 @@ def main(args: argparse.Namespace) -> int:
     except (BenchError, ValueError) as exc:
         print(f"swapcam bench: {exc}", file=sys.stderr)
         return 1
-    report["command"] = _command_line()
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "bench.json", json.dumps(report, indent=2))
-    bench_png(report, args.out / "bench.png")
+    _write_report(report, args.out, "bench", bench_png)
     table = markdown_table(report)
     write_text(args.out / "bench.md", table)
     if args.markdown:
