@@ -178,7 +178,6 @@ class FaceSwapper:
         self._buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
         self._prior_buffer = np.empty((0, self.resolution, self.resolution, 3), self.input_dtype)
         self._prior_faces_buffer = np.empty((0, self.resolution, self.resolution, 3), np.uint8)
-        self._below_hair = np.empty((0, self.resolution, self.resolution), np.float32)
         # A prior model draws its target's hair where that person has it (a fringe on the forehead): its
         # swap stops this share of the way from the brow peaks up to the hairline; above, the user's own
         # forehead (face_regions.forehead_cut; the one-photo swap stops at 0.6 and masks the fringe itself)
@@ -261,12 +260,9 @@ class FaceSwapper:
                              "((N, 478, 2), aligned pixels)")
         if self._prior_faces_buffer.shape[0] < n:
             self._prior_faces_buffer = np.empty((n, self.resolution, self.resolution, 3), np.uint8)
-            self._below_hair = np.empty((n, self.resolution, self.resolution), np.float32)
-        buf, below_hair = self._prior_faces_buffer[:n], self._below_hair[:n]
-        below_hair[:] = 1.0
+        buf = self._prior_faces_buffer[:n]
         for i, mesh in enumerate(meshes):
             buf[i] = self._prior(mesh)
-            below_hair[i, :int(np.clip(np.ceil(forehead_cut(mesh, self.forehead_keep)), 0, self.resolution))] = 0.0
         return buf
 
     def _prior_input(self, meshes: np.ndarray | None, n: int) -> np.ndarray:
@@ -307,9 +303,11 @@ class FaceSwapper:
                 outputs = self.session.run(list(OUTPUT_NAMES), feeds)
         face_mask, face, celeb_mask = (np.asarray(o, np.float32) for o in outputs)
         face_mask, celeb_mask = face_mask.reshape(len(faces), r, r), celeb_mask.reshape(len(faces), r, r)
-        if self._prior is not None:  # never the target's fringe on the user's forehead
-            below_hair = self._below_hair[:len(faces)]
-            face_mask, celeb_mask = face_mask * below_hair, celeb_mask * below_hair
+        if self._prior is not None:  # never the target's fringe on the user's forehead: no swap above the cut
+            for i, mesh in enumerate(meshes):
+                cut = int(np.clip(np.ceil(forehead_cut(mesh, self.forehead_keep)), 0, r))
+                face_mask[i, :cut] = 0.0
+                celeb_mask[i, :cut] = 0.0
         return SwapResult(face_mask, face.reshape(len(faces), r, r, 3), celeb_mask)
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
