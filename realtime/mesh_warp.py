@@ -79,54 +79,74 @@ class MeshWarp:
         self._n_mesh = len(self.ref_points)
         self._delta = np.zeros((len(vertices), 2), np.float32)  # per-vertex displacement; anchors stay 0
         n = size // step
+        # The iteration runs in grid-index units (aligned pixel = step * index + (step - 1) / 2), the units
+        # cv2.remap reads the field in; ``_to_pixels`` converts the result back.
+        self._index = np.ascontiguousarray(np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).astype(np.float32))
+        self._to_pixels = np.array([[step, 0.0, (step - 1) / 2.0], [0.0, step, (step - 1) / 2.0]])
         self._u = np.empty((n, n, 2), np.float32)
         self._g = np.empty((n, n, 2), np.float32)
-        self._idx = np.empty((n, n, 2), np.float32)
         self.residual = np.zeros((n, n), np.float32)
 
     def displacement(self, points: np.ndarray) -> np.ndarray:
-        """(n, n, 2) forward displacement U on the grid: reference pixel q goes to q + U(q)."""
+        """(n, n, 2) forward displacement U on the grid, in grid-index units (aligned pixels / step):
+        reference grid point q goes to q + U(q)."""
         pts = np.asarray(points, np.float32)[: self._n_mesh, :2]
         if pts.shape != self.ref_points.shape:
             raise ValueError(f"expected {self.ref_points.shape} mesh points, got {pts.shape}")
         np.subtract(pts, self.ref_points, out=self._delta[: self._n_mesh])
+        self._delta[: self._n_mesh] *= np.float32(1.0 / self.step)
         self._u[...] = (self._B @ self._delta).reshape(self._u.shape)
         return self._u
 
-    def _to_index(self, coords: np.ndarray) -> np.ndarray:
-        """Aligned-pixel coordinates -> fractional indices into the grid (for cv2.remap)."""
-        if self.step == 1:
-            return coords
-        np.subtract(coords, (self.step - 1) / 2.0, out=self._idx)
-        self._idx *= 1.0 / self.step
-        return self._idx
-
-    def inverse_grid(self, points: np.ndarray) -> np.ndarray:
-        """(n, n, 2) reference coordinates G(p) for the grid pixels p of the user's crop.
+    def inverse_grid(self, points: np.ndarray, start: np.ndarray | None = None,
+                     iterations: int | None = None) -> np.ndarray:
+        """(n, n, 2) reference coordinates G(p) for the grid points p of the user's crop, in grid-index
+        units (``inverse_map`` gives aligned pixels). ``start``: a first guess in the same units (e.g. the
+        previous frame's answer for the same face, which is closer than the default p - U(p));
+        ``iterations``: fixed-point steps for this call (default ``self.iterations``).
 
         ``self.residual`` is then |G_k - G_{k-1}| of the last step, in aligned pixels.
         """
         u = self.displacement(points)
-        g = self._g
-        np.subtract(self.grid, u, out=g)  # first guess: U at p instead of at G(p)
-        for _ in range(self.iterations):
-            u_at_g = cv2.remap(u, self._to_index(g), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            new = self.grid - u_at_g
-            np.subtract(new, g, out=u_at_g)
-            g[...] = new
-        self.residual = np.sqrt((u_at_g * u_at_g).sum(-1)) if self.iterations else np.zeros(g.shape[:2], np.float32)
+        g, p = self._g, self._index
+        if start is None:
+            np.subtract(p, u, out=g)  # first guess: U at p instead of at G(p)
+        else:
+            g[...] = start
+        step = np.empty_like(g)
+        iterations = self.iterations if iterations is None else int(iterations)
+        for _ in range(iterations):
+            u_at_g = cv2.remap(u, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            np.subtract(p, u_at_g, out=u_at_g)  # the new G
+            np.subtract(u_at_g, g, out=step)
+            g, u_at_g = u_at_g, g
+        self._g = g  # the buffers swap roles each step; keep the one holding the answer
+        if iterations:
+            dx, dy = cv2.split(step)
+            self.residual = cv2.magnitude(dx, dy) * np.float32(self.step)
+        else:
+            self.residual = np.zeros(g.shape[:2], np.float32)
         return g
 
-    def inverse_map(self, points: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
+    def inverse_map(self, points: np.ndarray, affine: np.ndarray | None = None,
+                    start: np.ndarray | None = None, iterations: int | None = None) -> np.ndarray:
         """(R, R, 2) float32 map for ``cv2.remap``: for each pixel of the user's aligned crop, where to
         read the reference. ``affine`` (2x3) maps reference aligned pixels to the image actually
-        sampled (e.g. the original photo), so the photo is resampled once."""
-        g = self.inverse_grid(points)
+        sampled (e.g. the original photo), so the photo is resampled once. ``start``, ``iterations``: see
+        ``inverse_grid`` (whose answer is ``self.last_grid`` afterwards)."""
+        to_image = self._to_pixels
         if affine is not None:
-            g = cv2.transform(g, np.asarray(affine, np.float64))
+            a = np.asarray(affine, np.float64)
+            to_image = np.hstack([a[:, :2] @ to_image[:, :2], (a[:, :2] @ to_image[:, 2] + a[:, 2])[:, None]])
+        g = cv2.transform(self.inverse_grid(points, start, iterations), to_image)
         if self.step > 1:
             g = cv2.resize(g, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         return g
+
+    @property
+    def last_grid(self) -> np.ndarray:
+        """(n, n, 2) the last ``inverse_grid`` answer in grid-index units (overwritten by the next call)."""
+        return self._g
 
     def residual_full(self) -> np.ndarray:
         """(R, R) residual of the last ``inverse_map`` at full resolution."""

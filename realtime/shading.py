@@ -32,12 +32,6 @@ class ShadingMatch:
         self.sigma = max(0.5, sigma * self.small)
         self._ratio = np.empty((self.size, self.size, 3), np.float32)
 
-    def _low(self, image: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised-convolution blur of a (small, small, 3) image under (small, small) weights."""
-        num = cv2.GaussianBlur(image * weight[..., None], (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
-        den = cv2.GaussianBlur(weight, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
-        return num, den
-
     def skin(self, points: np.ndarray, usable: np.ndarray, forehead: float) -> np.ndarray:
         """(small, small) weights of bare skin: the face oval below the forehead cut, without eyes, brows
         and lips, times ``usable`` ((R, R): where both faces show skin: no hair, no mouth opening, the
@@ -50,40 +44,54 @@ class ShadingMatch:
 
     def ratio(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
               forehead: float) -> np.ndarray:
-        """(R, R, 3) float32 per-pixel factor that moves ``face`` (float32 [0,1]) to the user's shading.
+        """(R, R, 3) float32 per-pixel factor that moves ``face`` (BGR, float32 [0,1] or uint8) to the user's
+        shading.
 
         user_u8: the user's aligned crop (R, R, 3) uint8; points: the user's mesh in aligned pixels;
         usable, forehead: see ``skin``.
         """
         n = (self.small, self.small)
         f = cv2.resize(face, n, interpolation=cv2.INTER_AREA)
-        u = cv2.resize(user_u8, n, interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1.0 / 255.0)
+        u = cv2.resize(user_u8, n, interpolation=cv2.INTER_AREA)
+        if f.dtype != np.uint8:  # a float face in [0, 1]: to the user's 0..255 scale
+            f = f * np.float32(255.0)
+        both = np.concatenate([f, u], -1).astype(np.float32)  # (small, small, 6): face BGR, user BGR
+        both *= np.float32(1.0 / 255.0)
         w = self.skin(points, usable, forehead)
         if w.sum() < 4:
             self._ratio[...] = 1.0
             return self._ratio
         # skin that does not match (a moustache, a beard, a shadow, glasses) is left out: pixels whose
         # brightness ratio is far from the typical one over the skin
-        log_ratio = np.log((u.mean(-1) + 0.02) / (f.mean(-1) + 0.02))
+        log_ratio = np.log((both[..., 3:].mean(-1) + 0.02) / (both[..., :3].mean(-1) + 0.02))
         on = w > 0.5
         if on.sum() >= 8:
             median = float(np.median(log_ratio[on]))
             spread = float(np.median(np.abs(log_ratio[on] - median))) + 0.05
-            w = w * (np.abs(log_ratio - median) < 2.5 * spread)
-        fn, den = self._low(f, w)
-        un, _ = self._low(u, w)
+            w *= np.abs(log_ratio - median) < 2.5 * spread
+        # normalised convolution of both faces under the skin weights, in one blur of six channels
+        weighted = both * w[..., None]
+        low = cv2.GaussianBlur(weighted, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
+        den = cv2.GaussianBlur(w, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
         # where skin is far away, fall back to the ratio of the two faces' mean skin colours
-        mean_ratio = ((u * w[..., None]).sum((0, 1)) + 1e-3) / ((f * w[..., None]).sum((0, 1)) + 1e-3)
-        local = (un + 1e-3) / (fn + 1e-3)
+        sums = weighted.sum((0, 1))
+        mean_ratio = (sums[3:] + 1e-3) / (sums[:3] + 1e-3)
+        local = (low[..., 3:] + 1e-3) / (low[..., :3] + 1e-3)
         trust = np.clip(den / 0.2, 0.0, 1.0)[..., None]
-        r = local * trust + mean_ratio * (1.0 - trust)
+        r = mean_ratio + (local - mean_ratio) * trust
         np.clip(r, 0.2, 5.0, out=r)
         cv2.resize(r, (self.size, self.size), dst=self._ratio, interpolation=cv2.INTER_LINEAR)
         return self._ratio
 
     def apply(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
-              forehead: float) -> np.ndarray:
-        """``face`` (float32 BGR [0,1], modified in place) with the user's shading; returns it."""
-        face *= self.ratio(face, user_u8, points, usable, forehead)
-        np.clip(face, 0.0, 1.0, out=face)
+              forehead: float, box: tuple[slice, slice] | None = None) -> np.ndarray:
+        """``face`` (BGR, float32 [0,1] or uint8; modified in place, only inside ``box``, (rows, cols)
+        slices, when given) with the user's shading; returns it."""
+        ratio = self.ratio(face, user_u8, points, usable, forehead)
+        target, ratio = (face, ratio) if box is None else (face[box], ratio[box])
+        if face.dtype == np.uint8:
+            cv2.multiply(target, ratio, dst=target, dtype=cv2.CV_8U)  # rounds and saturates
+        else:
+            target *= ratio
+            np.clip(target, 0.0, 1.0, out=target)
         return face

@@ -113,10 +113,11 @@ def create_session(path: str | Path, providers: list[str] | None = None, threads
 
 @dataclass
 class SwapResult:
-    """Outputs for a batch of N faces at resolution R, float32 in [0, 1].
+    """Outputs for a batch of N faces at resolution R.
 
-    face_mask: (N, R, R) mask of the input face; face: (N, R, R, 3) swapped face, BGR;
-    celeb_mask: (N, R, R) mask of the swapped face.
+    face_mask: (N, R, R) float32 mask in [0, 1] of the input face; face: (N, R, R, 3) swapped face, BGR,
+    float32 in [0, 1] (models) or uint8 (the one-photo swap, which samples uint8 pixels: the merge then
+    skips two conversions); celeb_mask: (N, R, R) float32 mask in [0, 1] of the swapped face.
     """
 
     face_mask: np.ndarray

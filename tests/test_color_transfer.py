@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from realtime.color_transfer import MODES, ColorStats, apply_transfer, color_stats, space_for, transfer
+from realtime.color_transfer import (MODES, ColorStats, apply_transfer, apply_transfer_u8, color_stats, color_stats_u8,
+                                     space_for, transfer)
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,24 @@ def test_bad_mode_and_mismatched_space_are_refused(pair):
     with pytest.raises(ValueError, match="needs lab"):
         apply_transfer(image, color_stats(image, space="bgr"), color_stats(ref, space="bgr"), "rct")
     assert set(MODES) == {"none", "rct", "lct", "mkl"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_8_bit_path_matches_the_float_path(pair, mode):
+    """Statistics of a uint8 image come back in the float path's units, and the transfer worked in 8-bit
+    colour codes lands within a few grey levels of the float transfer (the merge's fast path)."""
+    image, reference = (np.round(x * 255).astype(np.uint8) for x in pair)
+    space = space_for(mode)
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[20:180, 30:170] = 1
+    src8, ref8 = color_stats_u8(image, mask, space), color_stats_u8(reference, None, space)
+    src, ref = color_stats(image.astype(np.float32) / 255, mask, space), color_stats(reference.astype(np.float32) / 255, None, space)
+    np.testing.assert_allclose(src8.mean, src.mean, atol=0.6 if space == "lab" else 1e-6)
+    np.testing.assert_allclose(np.diag(ref8.cov), np.diag(ref.cov), rtol=0.05, atol=0.5 if space == "lab" else 1e-6)
+    if space == "bgr":
+        np.testing.assert_allclose(ref8.cov, ref.cov, atol=1e-6)
+    fast = apply_transfer_u8(image, src8, ref8, mode)
+    slow = apply_transfer(image.astype(np.float32) / 255, src, ref, mode) * 255
+    assert fast.dtype == np.uint8 and fast.shape == image.shape
+    diff = np.abs(fast.astype(np.float32) - slow)
+    assert np.median(diff) <= 1.0 and np.percentile(diff, 99) <= 4.0, (np.median(diff), np.percentile(diff, 99))

@@ -75,10 +75,12 @@ def test_rct_moves_colour_toward_the_original(swapped):
     aligned, out = swapped
     merger = Merger(MergeSettings(color="rct"), color_smoothing=1.0)
     mask = np.ones(out.face_mask[0].shape, np.float32)
-    coloured = merger.colour(0, out.face[0], aligned.image, mask)
+    face_u8 = np.round(out.face[0] * 255).astype(np.uint8)
+    coloured = merger.colour(0, face_u8, aligned.image, mask)
+    assert coloured.dtype == np.uint8 and coloured.shape == face_u8.shape
     target = aligned.image.astype(np.float32).mean((0, 1)) / 255
     before = np.abs(out.face[0].mean((0, 1)) - target).sum()
-    after = np.abs(coloured.mean((0, 1)) - target).sum()
+    after = np.abs(coloured.mean((0, 1)) / 255 - target).sum()
     assert after < before or before < 0.02
 
 

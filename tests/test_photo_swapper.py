@@ -53,7 +53,8 @@ def test_the_swapper_keeps_the_shared_interface(hopper_swapper, hopper_photo, as
     out = s.get(np.stack([crop, crop]), np.stack([mesh, mesh]))
     assert isinstance(out, SwapResult)
     assert out.face.shape == (2, r, r, 3) and out.face_mask.shape == out.celeb_mask.shape == (2, r, r)
-    for arr in (out.face, out.face_mask, out.celeb_mask):
+    assert out.face.dtype == np.uint8  # the merge takes the sampled pixels as they are
+    for arr in (out.face_mask, out.celeb_mask):
         assert arr.dtype == np.float32 and 0.0 <= arr.min() and arr.max() <= 1.0
     assert np.array_equal(out.face[0], out.face[1])
     # the mask: the face, not the hair above the forehead cut, not the corner of the crop

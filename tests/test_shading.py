@@ -42,3 +42,20 @@ def test_no_skin_means_no_change(astronaut):
     everywhere = np.ones((SIZE, SIZE), np.float32)
     ratio = ShadingMatch(SIZE).ratio(photo, (photo * 128).astype(np.uint8), pts, everywhere, 0.5)
     assert np.allclose(ratio, 1.0)
+
+
+def test_a_uint8_face_is_matched_like_a_float_one_and_only_inside_the_box(still_landmarker, astronaut):
+    face = still_landmarker.detect(astronaut)[0]
+    m = align_matrix(face.landmarks68, SIZE, "full")
+    photo = warp_to_aligned(astronaut, m, SIZE)
+    pts = transform_points(face.points, m)
+    user = (photo * np.float32([0.6, 0.7, 0.8])).astype(np.uint8)
+    everywhere = np.ones((SIZE, SIZE), np.float32)
+    as_float = ShadingMatch(SIZE).apply(photo.astype(np.float32) / 255, user, pts, everywhere, 0.5) * 255
+    box = (slice(40, 200), slice(30, 220))
+    as_u8 = ShadingMatch(SIZE).apply(photo.copy(), user, pts, everywhere, 0.5, box)
+    assert as_u8.dtype == np.uint8
+    assert np.abs(as_u8[box].astype(np.float32) - as_float[box]).max() <= 1.0
+    outside = np.ones((SIZE, SIZE), bool)
+    outside[box] = False
+    assert np.array_equal(as_u8[outside], photo[outside])
