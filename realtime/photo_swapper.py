@@ -225,10 +225,11 @@ class PhotoSwapper:
         over an area wider than a few pixels. Specks (a few grid cells where thin triangles at the side
         of a frontal face slow the iteration down) are left: their map is off by about a pixel of skin,
         while cutting them out showed the user's skin through the photo as dark spots."""
-        bad = (self.warp.residual > MAX_RESIDUAL).astype(np.uint8)
+        bad = cv2.threshold(self.warp.residual, MAX_RESIDUAL, 1.0, cv2.THRESH_BINARY)[1].astype(np.uint8)
         bad = cv2.morphologyEx(bad, cv2.MORPH_OPEN, FOLD_KERNEL)
-        if bad.any():
-            celeb_mask[cv2.resize(bad, celeb_mask.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0] = 0.0
+        if cv2.countNonZero(bad):
+            keep = cv2.resize(1 - bad, celeb_mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            cv2.multiply(celeb_mask, keep, dst=celeb_mask, dtype=cv2.CV_32F)
 
     def _buffer(self, key: str, shape: tuple, dtype=np.float32) -> np.ndarray:
         buf = self._buffers.get(key)
