@@ -186,3 +186,21 @@ def test_specks_of_slow_convergence_are_kept_and_real_folds_are_hidden(hopper_sw
     assert mask[20 * step : 22 * step, 20 * step : 22 * step].min() == 1.0
     assert mask[62 * step : 88 * step, 72 * step : 98 * step].max() == 0.0
     assert mask.sum() > r * r - (34 * step) ** 2
+
+
+def test_every_pixel_the_merge_blends_was_sampled(hopper_swapper, astronaut, still_landmarker):
+    """The photo is sampled on the box of the user's face region only: the merge's mask (eroded, then
+    feathered outward) must stay inside that box, or it would blend unsampled (black) pixels."""
+    from realtime.merge import Merger
+    from realtime.photo_swapper import BOX_MARGIN, region_box
+
+    s = hopper_swapper
+    face = still_landmarker.detect(astronaut)[0]
+    m = align_matrix(face.landmarks68, s.resolution, s.face_type)
+    out = s.get(warp_to_aligned(astronaut, m, s.resolution)[None], transform_points(face.points, m)[None])
+    blend = Merger().mask(0, out.face_mask[0], out.celeb_mask[0], None) > 0
+    rows, cols = region_box(out.face_mask[0], BOX_MARGIN)
+    sampled = np.zeros_like(blend)
+    sampled[rows, cols] = True
+    assert blend.any() and not (blend & ~sampled).any()
+    assert out.face[0][blend].min(1).max() > 0 and not out.face[0][~sampled].any()
