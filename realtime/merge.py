@@ -162,7 +162,7 @@ class Merger:
         sl = roi.slices()
         region = frame[sl]
         # (w1*face + w2*frame) / (w1 + w2), rounded: exactly the frame where the mask is 0.
-        region[:] = cv2.blendLinear(warped, region, weight, 1.0 - weight)
+        cv2.blendLinear(warped, region, weight, 1.0 - weight, dst=region)
         return weight, sl
 
 

@@ -173,6 +173,8 @@ class PhotoSwapper:
             self.get(crop, mesh)
         self.warmup_ms = (time.perf_counter() - t) * 1000
         self._neutral, self._previous = [], []  # the warm-up face is not the user's
+        if self.shading is not None:
+            self.shading.forget([])
         return self
 
     # -- built once per reference -----------------------------------------------------------------
@@ -261,8 +263,10 @@ class PhotoSwapper:
         """The warp's map for face i of n (see ``MeshWarp.inverse_map``), warm-started from that face's
         previous frame when its mesh moved little (WARM_START_MOVE). Faces are told apart by their place
         in the batch; the history starts again when the number of faces changes."""
-        if len(self._previous) != n:
+        if len(self._previous) != n:  # another number of faces: the per-face histories start again
             self._previous = [None] * n
+            if self.shading is not None:
+                self.shading.forget([])
         previous = self._previous[i]
         warm = previous is not None and np.abs(pts - previous[0]).max() < WARM_START_MOVE * self._resolution
         coords = self.warp.inverse_map(pts, self._aligned_to_photo, start=previous[1] if warm else None,
@@ -312,6 +316,6 @@ class PhotoSwapper:
             keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)
             np.clip(keep, 0.0, 1.0, out=keep)
             if self.shading is not None:
-                self.shading.apply(face[i], faces[i], pts, keep * celeb_mask[i], self.forehead, box)
+                self.shading.apply(face[i], faces[i], pts, keep * celeb_mask[i], self.forehead, box, key=i)
             face_mask[i] *= keep
         return SwapResult(face_mask, face, celeb_mask)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from realtime.face_regions import face_region, features
+from realtime.smoothing import Ema
 
 
 class ShadingMatch:
@@ -25,8 +26,12 @@ class ShadingMatch:
     user's identity (measured: dlib distance to the target 0.50 instead of 0.45 on grid_s26); 0.25
     carries skin tone and the direction of the light only."""
 
-    def __init__(self, size: int, sigma: float = 0.25) -> None:
+    def __init__(self, size: int, sigma: float = 0.25, smoothing: float = 0.3) -> None:
         self.size = int(size)
+        # the low-frequency ratio per face, smoothed over frames (EMA rate; 1 = off): measured per frame
+        # it wavers with the landmarks and the image noise, which showed as flicker (GRID s26 warp-error
+        # ratio 1.13 unsmoothed, 1.08 at 0.3); the light still takes effect within a few frames
+        self._smooth = Ema(smoothing)
         # the cut-off is broad: a copy about 8 / sigma pixels wide holds everything below it
         self.small = int(np.clip(round(8.0 / max(sigma, 1e-3)), 16, self.size))
         self.sigma = max(0.5, sigma * self.small)
@@ -43,12 +48,13 @@ class ShadingMatch:
         return w
 
     def ratio(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
-              forehead: float) -> np.ndarray:
+              forehead: float, key=None) -> np.ndarray:
         """(R, R, 3) float32 per-pixel factor that moves ``face`` (BGR, float32 [0,1] or uint8) to the user's
         shading.
 
         user_u8: the user's aligned crop (R, R, 3) uint8; points: the user's mesh in aligned pixels;
-        usable, forehead: see ``skin``.
+        usable, forehead: see ``skin``; key: which face this is (the ratio is smoothed over the calls
+        with the same key; None: not smoothed).
         """
         n = (self.small, self.small)
         f = cv2.resize(face, n, interpolation=cv2.INTER_AREA)
@@ -80,14 +86,20 @@ class ShadingMatch:
         trust = np.clip(den / 0.2, 0.0, 1.0)[..., None]
         r = mean_ratio + (local - mean_ratio) * trust
         np.clip(r, 0.2, 5.0, out=r)
+        if key is not None:
+            r = self._smooth(key, r)
         cv2.resize(r, (self.size, self.size), dst=self._ratio, interpolation=cv2.INTER_LINEAR)
         return self._ratio
 
+    def forget(self, keys) -> None:
+        """Drop the smoothed ratio of faces not in ``keys``."""
+        self._smooth.keep_only(keys)
+
     def apply(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
-              forehead: float, box: tuple[slice, slice] | None = None) -> np.ndarray:
+              forehead: float, box: tuple[slice, slice] | None = None, key=None) -> np.ndarray:
         """``face`` (BGR, float32 [0,1] or uint8; modified in place, only inside ``box``, (rows, cols)
-        slices, when given) with the user's shading; returns it."""
-        ratio = self.ratio(face, user_u8, points, usable, forehead)
+        slices, when given) with the user's shading; returns it. key: see ``ratio``."""
+        ratio = self.ratio(face, user_u8, points, usable, forehead, key)
         target, ratio = (face, ratio) if box is None else (face[box], ratio[box])
         if face.dtype == np.uint8:
             cv2.multiply(target, ratio, dst=target, dtype=cv2.CV_8U)  # rounds and saturates

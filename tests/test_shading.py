@@ -59,3 +59,23 @@ def test_a_uint8_face_is_matched_like_a_float_one_and_only_inside_the_box(still_
     outside = np.ones((SIZE, SIZE), bool)
     outside[box] = False
     assert np.array_equal(as_u8[outside], photo[outside])
+
+
+def test_the_ratio_of_one_face_is_smoothed_over_frames_and_follows_a_change_of_light(still_landmarker, astronaut):
+    face = still_landmarker.detect(astronaut)[0]
+    m = align_matrix(face.landmarks68, SIZE, "full")
+    photo = warp_to_aligned(astronaut, m, SIZE)
+    pts = transform_points(face.points, m)
+    everywhere = np.ones((SIZE, SIZE), np.float32)
+    bright, dark = photo, (photo * np.float32(0.5)).astype(np.uint8)
+    match = ShadingMatch(SIZE, smoothing=0.3)
+    level = lambda user, key: float(match.ratio(photo, user, pts, everywhere, 0.5, key).mean())  # noqa: E731
+    start = level(bright, key=0)
+    assert abs(start - 1.0) < 0.05
+    first = level(dark, key=0)  # the light drops: the smoothed ratio moves 0.3 of the way
+    assert abs(first - (start + 0.3 * (0.5 - start))) < 0.05
+    for _ in range(20):
+        settled = level(dark, key=0)
+    assert abs(settled - 0.5) < 0.05  # and follows within a second
+    assert abs(level(dark, key=None) - 0.5) < 0.05  # no key: not smoothed
+    assert abs(level(bright, key=1) - 1.0) < 0.05  # another face has its own history
