@@ -49,7 +49,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "'torch' to run the model with torch (CUDA where present: no onnxruntime-gpu needed)")
     g.add_argument("--morph", type=float, default=0.75, help="morph_value fed to DeepFaceLab AMP models")
     g.add_argument("--photo-resolution", type=int, default=None,
-                   help="one-photo swap: side of the aligned face in pixels (default 256, face type full)")
+                   help="one-photo swap: side of the aligned face in pixels (default: the photo's own resolution, "
+                        "224 to 256; face type full)")
     g.add_argument("--forehead", type=float, default=None,
                    help="one-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline (default 0.5)")
     g.add_argument("--proportions", type=float, default=None,

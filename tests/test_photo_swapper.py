@@ -204,3 +204,16 @@ def test_every_pixel_the_merge_blends_was_sampled(hopper_swapper, astronaut, sti
     sampled[rows, cols] = True
     assert blend.any() and not (blend & ~sampled).any()
     assert out.face[0][blend].min(1).max() > 0 and not out.face[0][~sampled].any()
+
+
+def test_the_crop_matches_the_photos_own_resolution_within_its_bounds(tmp_path, astronaut):
+    """No finer than the photo (more pixels would only interpolate it), no coarser than 224 px."""
+    from realtime.photo_swapper import MAX_AUTO_RESOLUTION, MIN_AUTO_RESOLUTION
+
+    sizes = {}
+    for factor in (0.8, 3.0):
+        path = tmp_path / f"astronaut_{factor}.png"
+        cv2.imwrite(str(path), cv2.resize(astronaut, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC))
+        sizes[factor] = PhotoSwapper(path).resolution
+    assert sizes[0.8] == MIN_AUTO_RESOLUTION and sizes[3.0] == MAX_AUTO_RESOLUTION
+    assert PhotoSwapper(tmp_path / "astronaut_3.0.png", resolution=192).resolution == 192
