@@ -129,19 +129,30 @@ class MeshWarp:
         return g
 
     def inverse_map(self, points: np.ndarray, affine: np.ndarray | None = None,
-                    start: np.ndarray | None = None, iterations: int | None = None) -> np.ndarray:
+                    start: np.ndarray | None = None, iterations: int | None = None,
+                    box: tuple[slice, slice] | None = None) -> np.ndarray:
         """(R, R, 2) float32 map for ``cv2.remap``: for each pixel of the user's aligned crop, where to
         read the reference. ``affine`` (2x3) maps reference aligned pixels to the image actually
         sampled (e.g. the original photo), so the photo is resampled once. ``start``, ``iterations``: see
-        ``inverse_grid`` (whose answer is ``self.last_grid`` afterwards)."""
+        ``inverse_grid`` (whose answer is ``self.last_grid`` afterwards). ``box``: (rows, cols) slices of
+        the crop: the map of those pixels only (h, w, 2), contiguous."""
         to_image = self._to_pixels
         if affine is not None:
             a = np.asarray(affine, np.float64)
             to_image = np.hstack([a[:, :2] @ to_image[:, :2], (a[:, :2] @ to_image[:, 2] + a[:, 2])[:, None]])
         g = cv2.transform(self.inverse_grid(points, start, iterations), to_image)
-        if self.step > 1:
-            g = cv2.resize(g, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        return g
+        if self.step == 1:
+            return g if box is None else np.ascontiguousarray(g[box])
+        if box is None:
+            return cv2.resize(g, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        # the samples cv2.resize would take for the box's pixels (crop pixel p reads grid index
+        # (p + 0.5) / step - 0.5), edges clamped alike
+        k = 1.0 / self.step
+        y, x = box[0].start or 0, box[1].start or 0
+        to_grid = np.array([[k, 0.0, (x + 0.5) * k - 0.5], [0.0, k, (y + 0.5) * k - 0.5]])
+        size = (min(box[1].stop, self.size) - x, min(box[0].stop, self.size) - y)
+        return cv2.warpAffine(g, to_grid, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
 
     @property
     def last_grid(self) -> np.ndarray:

@@ -272,8 +272,8 @@ class PhotoSwapper:
             neutral += max(share / self._frontal_seen[i], share * NEUTRAL_RATE) * (pts - neutral)
         return pts + (share * self._shift_weights) * (self._ref_points - neutral)
 
-    def _inverse_map(self, i: int, n: int, pts: np.ndarray) -> np.ndarray:
-        """The warp's map for face i of n (see ``MeshWarp.inverse_map``), warm-started from that face's
+    def _inverse_map(self, i: int, n: int, pts: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+        """The warp's map of the ``box`` of face i of n (see ``MeshWarp.inverse_map``), warm-started from that face's
         previous frame when its mesh moved little (WARM_START_MOVE). Faces are told apart by their place
         in the batch; the history starts again when the number of faces changes."""
         if len(self._previous) != n:  # another number of faces: the per-face histories start again
@@ -283,7 +283,7 @@ class PhotoSwapper:
         previous = self._previous[i]
         warm = previous is not None and np.abs(pts - previous[0]).max() < WARM_START_MOVE * self._resolution
         coords = self.warp.inverse_map(pts, self._aligned_to_photo, start=previous[1] if warm else None,
-                                       iterations=WARM_ITERATIONS if warm else None)
+                                       iterations=WARM_ITERATIONS if warm else None, box=box)
         if previous is None:
             self._previous[i] = (pts.copy(), self.warp.last_grid.copy())
         else:
@@ -317,18 +317,20 @@ class PhotoSwapper:
             face[i], celeb_mask[i] = 0, 0.0
             if box is None:
                 continue
-            coords = self._inverse_map(i, n, pts)
-            sampled = cv2.remap(self._photo, np.ascontiguousarray(coords[box]), None, self.interpolation,
-                                borderMode=cv2.BORDER_CONSTANT)
+            coords = self._inverse_map(i, n, pts, box)
+            sampled = cv2.remap(self._photo, coords, None, self.interpolation, borderMode=cv2.BORDER_CONSTANT)
             face[i][box] = sampled[..., :3]
             np.multiply(sampled[..., 3], np.float32(1.0 / 255.0), out=celeb_mask[i][box], casting="unsafe")
             if self.warp.residual.max() > MAX_RESIDUAL:  # the warp folds somewhere (a strong head turn)
                 self._hide_folds(celeb_mask[i])
-            # minus the mouth opening and any hair in the forehead
-            keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)
-            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)
+            # minus the mouth opening and any hair in the forehead (outside the box the region is 0 already)
+            keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)[box]
+            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)[box]
             np.clip(keep, 0.0, 1.0, out=keep)
             if self.shading is not None:
-                self.shading.apply(face[i], faces[i], pts, keep * celeb_mask[i], self.forehead, box, key=i)
-            face_mask[i] *= keep
+                usable = self._buffer("usable", (1, r, r))[0]
+                usable[...] = 0.0
+                np.multiply(keep, celeb_mask[i][box], out=usable[box])
+                self.shading.apply(face[i], faces[i], pts, usable, self.forehead, box, key=i)
+            face_mask[i][box] *= keep
         return SwapResult(face_mask, face, celeb_mask)

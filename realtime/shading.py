@@ -56,6 +56,13 @@ class ShadingMatch:
         usable, forehead: see ``skin``; key: which face this is (the ratio is smoothed over the calls
         with the same key; None: not smoothed).
         """
+        small = self._small_ratio(face, user_u8, points, usable, forehead, key)
+        cv2.resize(small, (self.size, self.size), dst=self._ratio, interpolation=cv2.INTER_LINEAR)
+        return self._ratio
+
+    def _small_ratio(self, face: np.ndarray, user_u8: np.ndarray, points: np.ndarray, usable: np.ndarray,
+                     forehead: float, key=None) -> np.ndarray:
+        """``ratio`` at the small size (small, small, 3), before enlarging."""
         n = (self.small, self.small)
         f = cv2.resize(face, n, interpolation=cv2.INTER_AREA)
         u = cv2.resize(user_u8, n, interpolation=cv2.INTER_AREA)
@@ -65,8 +72,7 @@ class ShadingMatch:
         both *= np.float32(1.0 / 255.0)
         w = self.skin(points, usable, forehead)
         if w.sum() < 4:
-            self._ratio[...] = 1.0
-            return self._ratio
+            return np.ones((self.small, self.small, 3), np.float32)
         # skin that does not match (a moustache, a beard, a shadow, glasses) is left out: pixels whose
         # brightness ratio is far from the typical one over the skin
         log_ratio = np.log((both[..., 3:].mean(-1) + 0.02) / (both[..., :3].mean(-1) + 0.02))
@@ -88,8 +94,17 @@ class ShadingMatch:
         np.clip(r, 0.2, 5.0, out=r)
         if key is not None:
             r = self._smooth(key, r)
-        cv2.resize(r, (self.size, self.size), dst=self._ratio, interpolation=cv2.INTER_LINEAR)
-        return self._ratio
+        return r
+
+    def _box_ratio(self, small: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+        """The (small, small, 3) ratio enlarged to full size on ``box`` only (the same samples as
+        ``cv2.resize`` to (size, size), then cut)."""
+        k = small.shape[0] / self.size
+        y, x = box[0].start, box[1].start
+        to_small = np.array([[k, 0.0, (x + 0.5) * k - 0.5], [0.0, k, (y + 0.5) * k - 0.5]])
+        size = (box[1].stop - box[1].start, box[0].stop - box[0].start)
+        return cv2.warpAffine(small, to_small, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
 
     def forget(self, keys) -> None:
         """Drop the smoothed ratio of faces not in ``keys``."""
@@ -99,8 +114,10 @@ class ShadingMatch:
               forehead: float, box: tuple[slice, slice] | None = None, key=None) -> np.ndarray:
         """``face`` (BGR, float32 [0,1] or uint8; modified in place, only inside ``box``, (rows, cols)
         slices, when given) with the user's shading; returns it. key: see ``ratio``."""
-        ratio = self.ratio(face, user_u8, points, usable, forehead, key)
-        target, ratio = (face, ratio) if box is None else (face[box], ratio[box])
+        if box is None:
+            target, ratio = face, self.ratio(face, user_u8, points, usable, forehead, key)
+        else:
+            target, ratio = face[box], self._box_ratio(self._small_ratio(face, user_u8, points, usable, forehead, key), box)
         if face.dtype == np.uint8:
             cv2.multiply(target, ratio, dst=target, dtype=cv2.CV_8U)  # rounds and saturates
         else:
