@@ -80,3 +80,13 @@ def test_a_warm_start_from_the_last_answer_converges_further_in_fewer_steps(mesh
     err_warm = np.linalg.norm(warm - exact, axis=-1)[face]
     assert np.percentile(err_warm, 99) < np.percentile(err_cold, 99)
     assert err_warm.mean() < err_cold.mean()
+
+
+def test_the_map_of_a_box_is_the_box_of_the_whole_map(meshes):
+    ref, user = meshes
+    warp = MeshWarp(ref, SIZE, step=2)
+    whole = warp.inverse_map(user).copy()
+    box = (slice(10, 120), slice(7, SIZE))
+    part = warp.inverse_map(user, box=box)
+    assert part.shape == (110, SIZE - 7, 2) and part.flags["C_CONTIGUOUS"]
+    assert np.abs(part - whole[box]).max() < 0.01
