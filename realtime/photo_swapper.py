@@ -24,6 +24,7 @@ import numpy as np
 
 from realtime.alignment import align_matrix, check_face_type, compose, invert, mesh_to_68, transform_points
 from realtime.face_regions import extend_beyond, face_region, hair_over_forehead, interior_weights, mouth_hole
+from realtime.merge import mask_box
 from realtime.mesh_warp import MeshWarp
 from realtime.reference import Reference, describe_reference, load_reference
 from realtime.shading import ShadingMatch
@@ -101,12 +102,12 @@ def auto_resolution(reference: Reference, face_type: str) -> int:
 
 def region_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """Row and column slices of the bounding box of ``mask`` > 0, grown by ``margin`` pixels (within the
-    mask); None when the mask is empty."""
-    x, y, w, h = cv2.boundingRect((mask > 0).view(np.uint8))
-    if w == 0 or h == 0:
+    mask; the merge's ``mask_box``); None when the mask is empty."""
+    box = mask_box(mask, pad=margin)
+    if box is None:
         return None
-    rows, cols = mask.shape[:2]
-    return slice(max(0, y - margin), min(rows, y + h + margin)), slice(max(0, x - margin), min(cols, x + w + margin))
+    x0, y0, x1, y1 = box
+    return slice(y0, y1), slice(x0, x1)
 
 
 class PhotoSwapper:
@@ -274,12 +275,7 @@ class PhotoSwapper:
 
     def _inverse_map(self, i: int, n: int, pts: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
         """The warp's map of the ``box`` of face i of n (see ``MeshWarp.inverse_map``), warm-started from that face's
-        previous frame when its mesh moved little (WARM_START_MOVE). Faces are told apart by their place
-        in the batch; the history starts again when the number of faces changes."""
-        if len(self._previous) != n:  # another number of faces: the per-face histories start again
-            self._previous = [None] * n
-            if self.shading is not None:
-                self.shading.forget([])
+        previous frame when its mesh moved little (WARM_START_MOVE)."""
         previous = self._previous[i]
         warm = previous is not None and np.abs(pts - previous[0]).max() < WARM_START_MOVE * self._resolution
         coords = self.warp.inverse_map(pts, self._aligned_to_photo, start=previous[1] if warm else None,
@@ -309,6 +305,10 @@ class PhotoSwapper:
         face_mask = self._buffer("face_mask", (n, r, r))
         celeb_mask = self._buffer("celeb_mask", (n, r, r))
         hole = self._buffer("hole", (1, r, r))[0]
+        if len(self._previous) != n:  # faces are told apart by their place in the batch: another number of
+            self._previous = [None] * n  # faces starts the per-face histories again
+            if self.shading is not None:
+                self.shading.forget([])
         for i in range(n):
             pts = self._with_photo_proportions(i, n, meshes[i, :MESH_POINTS, :2])
             # user side: the oval below the hairline; everything per pixel below works on its box only
