@@ -255,6 +255,18 @@ def warp_from_aligned(
     return out, roi
 
 
+def resize_box(image: np.ndarray, size: int, box: tuple[slice, slice]) -> np.ndarray:
+    """The pixels inside ``box`` ((rows, cols) slices) of ``cv2.resize(image, (size, size))`` with bilinear
+    interpolation, computed for the box only: output pixel p reads input (p + 0.5) * n / size - 0.5,
+    edges clamped, as cv2.resize does. image: (n, n[, C]) float32, enlarged (n <= size)."""
+    k = image.shape[0] / size
+    y, x = box[0].start or 0, box[1].start or 0
+    to_image = np.array([[k, 0.0, (x + 0.5) * k - 0.5], [0.0, k, (y + 0.5) * k - 0.5]])
+    out_size = (min(box[1].stop, size) - x, min(box[0].stop, size) - y)
+    return cv2.warpAffine(image, to_image, out_size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 def _fill_polygons(size: int, polygons: list[np.ndarray]) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
     for poly in polygons:

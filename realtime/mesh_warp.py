@@ -25,6 +25,8 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import Delaunay
 
+from realtime.alignment import resize_box
+
 
 def _anchors(size: int, per_side: int = 8, margin: float = 0.25) -> np.ndarray:
     """(4 * per_side, 2) fixed points on a square ``margin * size`` outside the crop on every side."""
@@ -145,14 +147,7 @@ class MeshWarp:
             return g if box is None else np.ascontiguousarray(g[box])
         if box is None:
             return cv2.resize(g, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        # the samples cv2.resize would take for the box's pixels (crop pixel p reads grid index
-        # (p + 0.5) / step - 0.5), edges clamped alike
-        k = 1.0 / self.step
-        y, x = box[0].start or 0, box[1].start or 0
-        to_grid = np.array([[k, 0.0, (x + 0.5) * k - 0.5], [0.0, k, (y + 0.5) * k - 0.5]])
-        size = (min(box[1].stop, self.size) - x, min(box[0].stop, self.size) - y)
-        return cv2.warpAffine(g, to_grid, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return resize_box(g, self.size, box)
 
     @property
     def last_grid(self) -> np.ndarray:

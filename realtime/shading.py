@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.alignment import resize_box
 from realtime.face_regions import face_region, features
 from realtime.smoothing import Ema
 
@@ -96,16 +97,6 @@ class ShadingMatch:
             r = self._smooth(key, r)
         return r
 
-    def _box_ratio(self, small: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-        """The (small, small, 3) ratio enlarged to full size on ``box`` only (the same samples as
-        ``cv2.resize`` to (size, size), then cut)."""
-        k = small.shape[0] / self.size
-        y, x = box[0].start, box[1].start
-        to_small = np.array([[k, 0.0, (x + 0.5) * k - 0.5], [0.0, k, (y + 0.5) * k - 0.5]])
-        size = (box[1].stop - box[1].start, box[0].stop - box[0].start)
-        return cv2.warpAffine(small, to_small, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-
     def forget(self, keys) -> None:
         """Drop the smoothed ratio of faces not in ``keys``."""
         self._smooth.keep_only(keys)
@@ -117,7 +108,8 @@ class ShadingMatch:
         if box is None:
             target, ratio = face, self.ratio(face, user_u8, points, usable, forehead, key)
         else:
-            target, ratio = face[box], self._box_ratio(self._small_ratio(face, user_u8, points, usable, forehead, key), box)
+            small = self._small_ratio(face, user_u8, points, usable, forehead, key)
+            target, ratio = face[box], resize_box(small, self.size, box)
         if face.dtype == np.uint8:
             cv2.multiply(target, ratio, dst=target, dtype=cv2.CV_8U)  # rounds and saturates
         else:
