@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
-from realtime.swappers import swapper_kind
+from realtime.swap.swappers import swapper_kind
 
 STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
 COMPARE_KEYS = {
@@ -108,7 +108,7 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
     if key == "smoothing":
         return replace(config, smoothing=_parse_bool(value))
     if key == "color":
-        from realtime.color_transfer import check_mode
+        from realtime.merging.color_transfer import check_mode
 
         return replace(config, color=check_mode(value))
     if key == "threads":
@@ -123,7 +123,7 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
     if key == "mark":
         return replace(config, mark=_parse_bool(value))
     if key == "crop_scale":
-        from realtime.alignment import check_crop_scale
+        from realtime.face.alignment import check_crop_scale
 
         try:
             return replace(config, crop_scale=check_crop_scale(value))
@@ -168,7 +168,7 @@ def expand_configs(base: BenchConfig, axes: list[tuple[str, list[str]]]) -> list
 
 def load_frames(spec: str, max_frames: int) -> list[np.ndarray]:
     """Decode up to ``max_frames`` frames of a video file, image folder or 'demo' (not paced)."""
-    from realtime.sources import SourceError, open_source
+    from realtime.frames.sources import SourceError, open_source
 
     try:
         source = open_source(spec, realtime=False, loop=False)
@@ -228,7 +228,7 @@ class _Run:
     swapper: object
     processor: object
     store: FrameStore
-    marker: object = None  # realtime.marking.OutputMarker, or None with mark off
+    marker: object = None  # realtime.marking.marker.OutputMarker, or None with mark off
     clock: StampClock = field(default_factory=StampClock)
     stages: dict = field(default_factory=lambda: {s: [] for s in STAGES})
     latency: list = field(default_factory=list)
@@ -251,10 +251,10 @@ class _Run:
 
 
 def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
-    from realtime.merge import MergeSettings
+    from realtime.merging.merge import MergeSettings
     from realtime.processor import FaceSwapProcessor
-    from realtime.smoothing import LandmarkSmoother
-    from realtime.swappers import open_swapper
+    from realtime.face.smoothing import LandmarkSmoother
+    from realtime.swap.swappers import open_swapper
 
     t = time.perf_counter()
     try:
@@ -264,7 +264,7 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
                                   merge=MergeSettings(color=config.color).validate())
-    from realtime.marking import OutputMarker
+    from realtime.marking.marker import OutputMarker
 
     marker = OutputMarker.for_swappers(lambda: processor.swapper) if config.mark else None
     run = _Run(config, swapper, processor, FrameStore(frames), marker)
@@ -275,7 +275,7 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
 def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     """One Pipeline run of ``n`` output frames for ``run``'s configuration."""
     from realtime.pipeline import Pipeline
-    from realtime.sinks import NullSink
+    from realtime.frames.sinks import NullSink
 
     source = StampedSource(run.store, run.clock, run.config.pace, stamp=stamp)
     sink = StampReaderSink(NullSink(), run.clock, on_frame)
@@ -322,8 +322,8 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
 def _model_only(runs: list[_Run], frames: list[np.ndarray], total_runs: int) -> dict[tuple, dict]:
     """Model-only throughput per distinct ONNX session setting, on a real aligned face (batch 1),
     interleaved across settings in three rounds."""
-    from realtime.alignment import align_face, transform_points
-    from realtime.landmarks import FaceLandmarker
+    from realtime.face.alignment import align_face, transform_points
+    from realtime.face.landmarks import FaceLandmarker
 
     with FaceLandmarker(static_images=True) as lm:
         faces = lm.detect(frames[0])

@@ -2,7 +2,7 @@
 
 Attribute preservation (does the output keep the input's head pose and expression?) and temporal
 stability (does the output flicker where the input does not?). Landmarks are 68-point arrays in
-frame pixels (realtime.landmarks); frames are BGR uint8.
+frame pixels (realtime.face.landmarks); frames are BGR uint8.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.alignment import eye_centres, umeyama_similarity
+from realtime.face.alignment import eye_centres, umeyama_similarity
 
 # 68-point indices that carry expression (brows, nose, eyes, mouth); the jaw contour is left out
 # because it follows face shape, which a swap is meant to change.

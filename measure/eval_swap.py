@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from realtime.merge import MergeSettings
+from realtime.merging.merge import MergeSettings
 
 
 
@@ -27,9 +27,9 @@ def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, merge: Merge
     one-photo swap); ``swapper`` is an already opened one (then ``model`` only names it).
     """
     from realtime.processor import FaceSwapProcessor
-    from realtime.smoothing import LandmarkSmoother
-    from realtime.sources import Frame
-    from realtime.swappers import open_swapper
+    from realtime.face.smoothing import LandmarkSmoother
+    from realtime.frames.sources import Frame
+    from realtime.swap.swappers import open_swapper
 
     if swapper is None:
         swapper = open_swapper(model, providers=providers)

@@ -36,7 +36,7 @@ from measure.eval_metrics import (
     pose_error,
     still_runs,
 )
-from realtime.sources import ImageFolderSource, SourceError, VideoFileSource
+from realtime.frames.sources import ImageFolderSource, SourceError, VideoFileSource
 
 SOURCE_NAME = "source (input video)"
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold on descriptor distance
@@ -163,7 +163,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from realtime.landmarks import FaceLandmarker
+    from realtime.face.landmarks import FaceLandmarker
 
     encoder = encoder or IdentityEncoder()
     track = _Track()

@@ -56,10 +56,10 @@ def pack(wheels: Path) -> list[Path]:
 
 
 def render_clip(path: Path, width: int, height: int, frames: int, fps: float = 30.0) -> Path:
-    """The built-in demo source (realtime.demo_source) at ``width`` x ``height`` written as an mp4."""
+    """The built-in demo source (realtime.frames.demo_source) at ``width`` x ``height`` written as an mp4."""
     import cv2
 
-    from realtime.demo_source import DemoSource
+    from realtime.frames.demo_source import DemoSource
 
     demo = DemoSource(width=width, height=height, fps=fps, seconds=frames / fps, realtime=False)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
@@ -89,7 +89,7 @@ def run(out: Path, model: str, sizes: list[tuple[int, int]], paces: list[str], p
     from measure.bench import BenchConfig, BenchOptions, expand_configs, run_bench
     from measure.bench_report import markdown_table
     from measure.report_plots import bench_png
-    from realtime.atomic_files import write_text
+    from realtime.util.atomic_files import write_text
 
     out.mkdir(parents=True, exist_ok=True)
     device = "cpu"

@@ -49,8 +49,8 @@ def widest_mouths(frames: list[np.ndarray], count: int, spacing: int) -> list[tu
     mouths, at least ``spacing`` frames apart, in frame order."""
     from tqdm import tqdm
 
-    from realtime.face_regions import mouth_openness
-    from realtime.landmarks import FaceLandmarker
+    from realtime.face.regions import mouth_openness
+    from realtime.face.landmarks import FaceLandmarker
 
     found = []
     with FaceLandmarker(static_images=False) as landmarker:
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from measure.eval_swap import swap_frames
     from measure.evaluate import EvalInputError, read_frames
-    from realtime.atomic_files import write_image
-    from realtime.merge import MergeSettings
-    from realtime.reference import ReferenceError
-    from realtime.swappers import open_swapper
+    from realtime.util.atomic_files import write_image
+    from realtime.merging.merge import MergeSettings
+    from realtime.swap.reference import ReferenceError
+    from realtime.swap.swappers import open_swapper
 
     try:
         key, values = parse_compare(args.compare)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.atomic_files import atomic_path, write_image
+from realtime.util.atomic_files import atomic_path, write_image
 
 
 def _figure(width: float, height: float):

@@ -156,11 +156,11 @@ def run_soak(spec: str, model: str, options: SoakOptions, *, threads: int = 0, p
     from tqdm import tqdm
 
     from measure.bench_report import machine_description
-    from realtime.model_contract import ModelContractError
+    from realtime.swap.model_contract import ModelContractError
     from realtime.pipeline import Pipeline
     from realtime.processor import FaceSwapProcessor
-    from realtime.sources import SourceError, open_source
-    from realtime.swapper import FaceSwapper
+    from realtime.frames.sources import SourceError, open_source
+    from realtime.swap.swapper import FaceSwapper
 
     options.check()
     machine = machine_description()

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from measure.eval_report import COLUMNS, row_values
-from realtime.atomic_files import write_text
+from realtime.util.atomic_files import write_text
 
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -96,7 +96,7 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
     for ax, (label, _, _, _, lower) in zip(axes.ravel(), COLUMNS):

@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from measure.watermark_detect import Z_THRESHOLD, Detection, detect_frames, viterbi_decode
-from realtime.marking import OutputMarker
-from realtime.watermark import Payload, Watermarker, conv_encode
+from realtime.marking.marker import OutputMarker
+from realtime.marking.watermark import Payload, Watermarker, conv_encode
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIPS = ("video/grid_s26.mp4", "video/helmet_selfie.mp4", "video/grid_s1.mp4", "video/grid_s4.mp4")
@@ -117,7 +117,7 @@ def to_720p(frame: np.ndarray) -> np.ndarray:
 
 def load_clip(spec: str, seconds: float) -> tuple[list[np.ndarray], float, str]:
     """(720p frames, fps, name) of a clip: a path under ../shared/data, a video path, or 'demo'."""
-    from realtime.sources import open_source
+    from realtime.frames.sources import open_source
 
     path = SHARED / spec if (SHARED / spec).exists() else Path(spec)
     source = open_source("demo" if spec == "demo" else str(path), realtime=False, loop=False,
@@ -297,7 +297,7 @@ def markdown(result: dict, fa: dict | None) -> str:
 def picture(frame: np.ndarray, payload: Payload, path: Path) -> Path:
     """A PNG to look at: a 1:1 crop of a marked 720p frame with its label, the same crop unmarked,
     and the difference x25 (grey = unchanged)."""
-    from realtime.atomic_files import write_image
+    from realtime.util.atomic_files import write_image
 
     marked = OutputMarker(payload.fingerprint)(frame.copy())
     h, w = frame.shape[:2]
@@ -336,7 +336,7 @@ def marking_cost(frames: int = 1000, size: tuple[int, int] = (WIDTH, HEIGHT)) ->
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    from realtime.atomic_files import write_text
+    from realtime.util.atomic_files import write_text
 
     p = argparse.ArgumentParser(prog="python -m measure.watermark_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,4 @@
-"""Find and read the watermark of ``realtime.watermark`` in frames, images and videos.
+"""Find and read the watermark of ``realtime.marking.watermark`` in frames, images and videos.
 
 Steps, for a still or a window of video frames (``detect_frames``):
 
@@ -26,7 +26,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from realtime.watermark import (
+from realtime.marking.watermark import (
     CELLS_PER_HEIGHT,
     CODED_BITS,
     CONV_GENERATORS,
@@ -209,7 +209,7 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
 
 
 def viterbi_decode(soft: np.ndarray, n_bits: int = MESSAGE_BITS) -> np.ndarray:
-    """Soft-decision Viterbi for ``realtime.watermark.conv_encode``: soft (3 * (n + 6),), positive = bit 0.
+    """Soft-decision Viterbi for ``realtime.marking.watermark.conv_encode``: soft (3 * (n + 6),), positive = bit 0.
 
     The state is the last K-1 inputs; state t is reached only with input bit ``t >> (K-2)`` from the
     two states ``((t mod 2**(K-2)) << 1) | {0, 1}``. Returns the n decoded bits (uint8).

@@ -1,1 +1,1 @@
-"""Runtime library of swapcam: landmarks, alignment, swapper, merge, sinks, the live pipeline."""
+"""The live runtime of swapcam: the pipeline and processor here; frames/, face/, swap/, merging/, marking/ beneath."""

@@ -22,7 +22,7 @@ that off), joined by another one-slot queue. A sink has
 ``write(frame: np.ndarray, info: FrameInfo) -> None`` and ``close()``; a sink may call
 ``pipeline.stop()`` (the window's quit key does).
 
-``marker`` (optional, e.g. ``realtime.marking.OutputMarker``): ``marker(image) -> image`` marks each
+``marker`` (optional, e.g. ``realtime.marking.marker.OutputMarker``): ``marker(image) -> image`` marks each
 output frame in place before any sink sees it (timed as stage ``mark``); the captured frame itself
 (``FrameInfo.source_image``) is never marked.
 """
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.run_figures import RollingWindow, RunFigures, SeriesFigures
-from realtime.sources import CaptureThread, Frame
+from realtime.frames.sources import CaptureThread, Frame
 
 STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
 

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from realtime.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
-from realtime.merge import Merger, MergeSettings
-from realtime.smoothing import FaceHold, LandmarkSmoother
-from realtime.sources import Frame
+from realtime.face.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
+from realtime.merging.merge import Merger, MergeSettings
+from realtime.face.smoothing import FaceHold, LandmarkSmoother
+from realtime.frames.sources import Frame
 
 
 class FaceSwapProcessor:
@@ -41,7 +41,7 @@ class FaceSwapProcessor:
         self.swappers = list(swappers)
         self.index = 0
         if landmarker is None:
-            from realtime.landmarks import FaceLandmarker
+            from realtime.face.landmarks import FaceLandmarker
 
             landmarker = FaceLandmarker(static_images=False, max_faces=max_faces, max_side=landmark_max_side)
             self._owns_landmarker = True

@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from realtime.atomic_files import write_text
+from realtime.util.atomic_files import write_text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

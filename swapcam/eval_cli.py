@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from realtime.atomic_files import write_text
+from realtime.util.atomic_files import write_text
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +48,8 @@ def _swapped(inputs: list, model: Path, args: argparse.Namespace):
     processor, lazily and in step (itertools.tee holds one frame)."""
     from measure.eval_swap import swap_frames
     from measure.evaluate import open_frames
-    from realtime.merge import MergeSettings
-    from realtime.swappers import open_swapper
+    from realtime.merging.merge import MergeSettings
+    from realtime.swap.swappers import open_swapper
 
     source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
     source.close()
@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
                           blend_weights=blend_weights)
         reference = None
         if args.reference is not None:
-            from realtime.swappers import swapper_kind
+            from realtime.swap.swappers import swapper_kind
 
             if swapper_kind(args.reference) != "photo":
                 raise EvalInputError(f"--reference {args.reference}: give a photo, folder of photos or video of the "

@@ -26,7 +26,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from realtime.model_contract import ModelContractError
+    from realtime.swap.model_contract import ModelContractError
     from training.checkpoint import CheckpointError
     from training.export import (
         ExportError,

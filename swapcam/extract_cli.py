@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.alignment import FACE_TYPES
+from realtime.face.alignment import FACE_TYPES
 from training.extract import ExtractOptions, ExtractState, ExtractSummary, extract
 from training.faceset import FaceRecord, Faceset, FacesetError
 from training.quality import DedupeThresholds, contact_sheet, near_duplicates, too_blurry, too_small

@@ -27,9 +27,9 @@ SINKS = ("auto", "vcam", "window", "file", "null")
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """All options of `swapcam live`."""
-    from realtime.color_transfer import MODES
-    from realtime.merge import MASK_MODES, MergeSettings
-    from realtime.sinks import VCAM_FORMATS
+    from realtime.merging.color_transfer import MODES
+    from realtime.merging.merge import MASK_MODES, MergeSettings
+    from realtime.frames.sinks import VCAM_FORMATS
 
     d = MergeSettings()
     g = parser.add_argument_group("model")
@@ -154,7 +154,7 @@ def _default_models() -> list[Path]:
 
 
 def _load_models(args) -> list:
-    from realtime.swappers import open_swapper
+    from realtime.swap.swappers import open_swapper
 
     paths = args.model or _default_models()
     providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
@@ -171,7 +171,7 @@ def _load_models(args) -> list:
 
 def _announce_provenance(swappers: list) -> None:
     """Print who each model shows and the consent it records; warn, naming it, where one is missing."""
-    from realtime.marking import provenance
+    from realtime.marking.marker import provenance
 
     for swapper in swappers:
         record = provenance(swapper)
@@ -184,7 +184,7 @@ def _announce_provenance(swappers: list) -> None:
 
 
 def _open_source(args):
-    from realtime.sources import first_webcam, open_source
+    from realtime.frames.sources import first_webcam, open_source
 
     common = dict(width=args.width, height=args.height, fps=args.fps, mjpg=not args.no_mjpg)
     if args.source == "auto":
@@ -192,7 +192,7 @@ def _open_source(args):
         if cam is not None:
             _say(f"source: {cam.describe()} (the first webcam that opened; change with --source INDEX|FILE|FOLDER|demo)")
             return cam
-        from realtime.demo_source import DemoSource
+        from realtime.frames.demo_source import DemoSource
 
         src = DemoSource(fps=args.fps, seconds=args.demo_seconds, loop=args.loop, realtime=not args.unpaced)
         _say(f"source: {src.describe()} — no webcam opened on this machine "
@@ -205,7 +205,7 @@ def _open_source(args):
 
 
 def _make_sinks(args, fps: float, actions: dict) -> list:
-    from realtime.sinks import (
+    from realtime.frames.sinks import (
         NullSink,
         SideBySideSink,
         VideoFileSink,
@@ -215,7 +215,7 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
     )
 
     def window():
-        from realtime.sinks import WindowSink
+        from realtime.frames.sinks import WindowSink
 
         return WindowSink(actions=actions, hud=not args.no_hud)
 
@@ -267,8 +267,8 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
 
 def _add_credentials(path: Path, swapper) -> None:
     """Sign a written video with a C2PA manifest (made by swapcam, trained algorithmic media, the model)."""
-    from realtime.content_credentials import CredentialsUnavailable, sign_video
-    from realtime.marking import provenance
+    from realtime.marking.content_credentials import CredentialsUnavailable, sign_video
+    from realtime.marking.marker import provenance
 
     try:
         sign_video(path, provenance(swapper))
@@ -301,13 +301,13 @@ def _stop_on_signals() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the live loop; returns 0 on a clean end, 2 on bad input."""
-    from realtime.atomic_files import write_text
-    from realtime.merge import MergeSettings
-    from realtime.model_contract import ModelContractError
+    from realtime.util.atomic_files import write_text
+    from realtime.merging.merge import MergeSettings
+    from realtime.swap.model_contract import ModelContractError
     from realtime.pipeline import Pipeline
     from realtime.processor import FaceSwapProcessor
-    from realtime.smoothing import LandmarkSmoother
-    from realtime.sources import SourceError
+    from realtime.face.smoothing import LandmarkSmoother
+    from realtime.frames.sources import SourceError
 
     try:
         merge = MergeSettings(mask=args.mask, hull=args.hull, threshold=args.mask_threshold, erode=args.erode,
@@ -335,7 +335,7 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         processor.close()
         return _fail(str(exc))
-    from realtime.marking import OutputMarker
+    from realtime.marking.marker import OutputMarker
 
     marker = OutputMarker.for_swappers(lambda: processor.swapper, label=not args.no_label)
     _say("every output frame carries an invisible watermark naming the model (check with `swapcam verify FILE`)"

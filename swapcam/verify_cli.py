@@ -32,7 +32,7 @@ class Verdict:
 
     path: Path
     found: bool
-    payload: object = None  # realtime.watermark.Payload
+    payload: object = None  # realtime.marking.watermark.Payload
     z: float = 0.0
     bit_agreement: float = 0.0
     windows: int = 0
@@ -155,7 +155,7 @@ def verify_file(path: Path, window_s: float = 2.0, max_seconds: float | None = N
 
 def _credentials(path: Path) -> dict | None:
     try:
-        from realtime.content_credentials import read_credentials
+        from realtime.marking.content_credentials import read_credentials
     except ImportError:
         return None
     return read_credentials(path)
@@ -178,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
         verdicts.append(verdict)
         print(verdict.line(), flush=True)
     if args.json:
-        from realtime.atomic_files import write_text
+        from realtime.util.atomic_files import write_text
 
         write_text(args.json, json.dumps([v.as_dict() for v in verdicts], indent=2))
     if errors:

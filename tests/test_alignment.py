@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime import alignment as al
+from realtime.face import alignment as al
 from tests.fixtures.faces import shared_path
 
 SIZE = 256
@@ -117,7 +117,7 @@ def test_unknown_face_type_is_refused_with_the_choices():
 # a crop square built in frame space from the unit template square's corners, its diagonals lengthened by
 # the face type's padding, the centre moved up (whole_face 7 %, head 50 % of the square) and, for head,
 # sideways by the averaged yaw, then the affine map of three crop corners onto the output square.
-# Written out here independently of realtime.alignment (which composes scaled template matrices instead),
+# Written out here independently of realtime.face.alignment (which composes scaled template matrices instead),
 # so that the two constructions check each other.
 DFL_PADDING = {"half": 0.0, "mid_full": 0.0675, "full": 0.2109375, "whole_face": 0.40, "head": 0.70}
 

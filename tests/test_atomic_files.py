@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from realtime.atomic_files import atomic_path, write_image, write_text
+from realtime.util.atomic_files import atomic_path, write_image, write_text
 
 
 def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from measure.bench import BenchConfig, BenchError, expand_configs, parse_compare, parse_pace
 from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink, read_stamp, write_stamp
 from realtime.pipeline import STAGES, PassThrough, Pipeline
-from realtime.sinks import NullSink
+from realtime.frames.sinks import NullSink
 
 
 def test_stamp_round_trips_and_survives_a_resize(astronaut):

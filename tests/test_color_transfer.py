@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from realtime.color_transfer import (MODES, ColorStats, apply_transfer, apply_transfer_u8, color_stats, color_stats_u8,
+from realtime.merging.color_transfer import (MODES, ColorStats, apply_transfer, apply_transfer_u8, color_stats, color_stats_u8,
                                      space_for, transfer)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from measure.evaluate import read_frames
-from realtime.model_contract import read_model_info
+from realtime.swap.model_contract import read_model_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "models" / "demo.onnx"

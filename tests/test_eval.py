@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.alignment import align_face, align_matrix, hull_mask, warp_from_aligned
+from realtime.face.alignment import align_face, align_matrix, hull_mask, warp_from_aligned
 from measure.eval_identity import IdentityEncoder, dlib_model_dir, faceset_identity
 from measure.eval_metrics import expression_error, pose_error, still_runs
 from measure.evaluate import EvalInputError, evaluate, read_frames
@@ -41,7 +41,7 @@ def unmodified(astronaut_frames, identities, encoder):
 
 def paste_face(frames: list[np.ndarray], donor: np.ndarray) -> list[np.ndarray]:
     """Paste ``donor``'s aligned face over the face of every frame (a crude swap, same alignment code)."""
-    from realtime.landmarks import FaceLandmarker
+    from realtime.face.landmarks import FaceLandmarker
 
     size = 256
     with FaceLandmarker(static_images=True) as still:
@@ -231,7 +231,7 @@ def test_a_half_transparent_merge_is_flagged_as_ghosted(astronaut_frames, identi
     """The shipped demo model merged by the live processor: opaque by default; at 50 % opacity the
     input face shows through everywhere (two faces at once), and the ghosting measure says so."""
     from measure.eval_swap import swap_frames
-    from realtime.merge import MergeSettings
+    from realtime.merging.merge import MergeSettings
 
     target, other = identities
     demo = REPO / "models" / "demo.onnx"

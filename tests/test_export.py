@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from realtime.model_contract import INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES, read_model_info
+from realtime.swap.model_contract import INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES, read_model_info
 from swapcam.cli import main as swapcam
 from tests.fixtures.models import FIXTURE_STEPS
 from training.checkpoint import load_checkpoint

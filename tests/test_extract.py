@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.alignment import transform_points, warp_to_aligned
+from realtime.face.alignment import transform_points, warp_to_aligned
 from swapcam.cli import main as swapcam
 from tests.fixtures.faces import shared_path
 from training.extract import ExtractOptions, extract

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.alignment import align_matrix, transform_points, warp_to_aligned
-from realtime.face_regions import (
+from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.face.regions import (
     BROW_PEAKS,
     extend_beyond,
     face_region,

@@ -47,7 +47,7 @@ def test_colour_conversions_equal_opencv():
 
 
 def test_rct_equals_the_cpu_transfer():
-    from realtime.color_transfer import rct as rct_cpu
+    from realtime.merging.color_transfer import rct as rct_cpu
 
     img, t = _image(1)
     ref, r = _image(2)

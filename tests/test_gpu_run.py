@@ -10,7 +10,7 @@ import cv2
 import pytest
 import torch
 
-from realtime.model_contract import read_model_info
+from realtime.swap.model_contract import read_model_info
 from training import bench_model, gpu_run
 from training.checkpoint import load_checkpoint
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.landmarks import FaceLandmarker, to_bgr
+from realtime.face.landmarks import FaceLandmarker, to_bgr
 
 
 def test_finds_one_face_with_478_points_inside_the_frame(astronaut, still_landmarker):

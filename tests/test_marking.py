@@ -9,10 +9,10 @@ import onnx
 import pytest
 
 from measure.watermark_detect import detect_frames
-from realtime.marking import Label, OutputMarker, fingerprint, provenance
+from realtime.marking.marker import Label, OutputMarker, fingerprint, provenance
 from realtime.pipeline import Pipeline
-from realtime.sinks import CollectSink
-from realtime.sources import open_source
+from realtime.frames.sinks import CollectSink
+from realtime.frames.sources import open_source
 
 
 def test_label_is_a_small_legible_badge_in_the_bottom_right(astronaut):
@@ -78,7 +78,7 @@ def test_fingerprint_is_the_sha256_prefix_and_a_folder_hashes_its_files(tmp_path
 
 
 def test_provenance_of_our_model_a_bare_dfm_and_a_photo_swapper(exported_model, tmp_path):
-    from realtime.swapper import FaceSwapper
+    from realtime.swap.swapper import FaceSwapper
 
     ours = provenance(FaceSwapper(exported_model))
     assert ours.identity == "astronaut" and "public-domain" in ours.consent and ours.missing() == []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.alignment import align_face
-from realtime.color_transfer import MODES
-from realtime.merge import Merger, MergeSettings
-from realtime.swapper import FaceSwapper
+from realtime.face.alignment import align_face
+from realtime.merging.color_transfer import MODES
+from realtime.merging.merge import Merger, MergeSettings
+from realtime.swap.swapper import FaceSwapper
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +135,8 @@ def test_merging_the_mask_box_equals_merging_the_whole_crop(astronaut, swapped):
     the whole crop makes (up to a rounding of 1 grey level), and nothing outside the box's ROI changes."""
     import cv2
 
-    from realtime.alignment import warp_from_aligned
-    from realtime.merge import mask_box
+    from realtime.face.alignment import warp_from_aligned
+    from realtime.merging.merge import mask_box
 
     aligned, out = swapped
     settings = MergeSettings(color="none")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.alignment import align_matrix, transform_points
-from realtime.mesh_warp import MeshWarp, grid_coordinates
+from realtime.face.alignment import align_matrix, transform_points
+from realtime.swap.mesh_warp import MeshWarp, grid_coordinates
 
 SIZE = 128
 

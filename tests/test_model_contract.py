@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from realtime.model_contract import (
+from realtime.swap.model_contract import (
     INPUT_NAME,
     METADATA_KEYS,
     OUTPUT_NAMES,

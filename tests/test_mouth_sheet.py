@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from measure.mouth_sheet import HEADER, TILE, SheetError, main, parse_compare
-from realtime.face_regions import mouth_openness
+from realtime.face.regions import mouth_openness
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from measure.evaluate import read_frames
-from realtime.alignment import align_matrix, transform_points, warp_to_aligned
-from realtime.face_regions import INNER_LIPS, forehead_cut
-from realtime.photo_swapper import MOUTH_SHRINK, PhotoSwapper
+from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.face.regions import INNER_LIPS, forehead_cut
+from realtime.swap.photo_swapper import MOUTH_SHRINK, PhotoSwapper
 from realtime.processor import FaceSwapProcessor
-from realtime.sources import Frame
-from realtime.swapper import SwapResult
+from realtime.frames.sources import Frame
+from realtime.swap.swapper import SwapResult
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_bypass_and_faceless_frames_are_untouched(hopper_swapper, astronaut):
 
 
 def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, exported_model, astronaut):
-    from realtime.swappers import open_swapper
+    from realtime.swap.swappers import open_swapper
 
     model = open_swapper(exported_model).prepare()
     processor = FaceSwapProcessor([hopper_swapper, model])
@@ -147,8 +147,8 @@ def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, ex
 
 def test_the_inner_features_take_the_photos_proportions_and_the_expression_stays_the_users(
         hopper_photo, astronaut, still_landmarker):
-    from realtime.face_regions import FACE_OVAL, OUTER_LIPS, interior_weights
-    from realtime.photo_swapper import frontal_share
+    from realtime.face.regions import FACE_OVAL, OUTER_LIPS, interior_weights
+    from realtime.swap.photo_swapper import frontal_share
 
     s = PhotoSwapper(hopper_photo, proportions=1.0).prepare()
     r = s.resolution
@@ -191,8 +191,8 @@ def test_specks_of_slow_convergence_are_kept_and_real_folds_are_hidden(hopper_sw
 def test_every_pixel_the_merge_blends_was_sampled(hopper_swapper, astronaut, still_landmarker):
     """The photo is sampled on the box of the user's face region only: the merge's mask (eroded, then
     feathered outward) must stay inside that box, or it would blend unsampled (black) pixels."""
-    from realtime.merge import Merger
-    from realtime.photo_swapper import BOX_MARGIN, region_box
+    from realtime.merging.merge import Merger
+    from realtime.swap.photo_swapper import BOX_MARGIN, region_box
 
     s = hopper_swapper
     face = still_landmarker.detect(astronaut)[0]
@@ -208,7 +208,7 @@ def test_every_pixel_the_merge_blends_was_sampled(hopper_swapper, astronaut, sti
 
 def test_the_crop_matches_the_photos_own_resolution_within_its_bounds(tmp_path, astronaut):
     """No finer than the photo (more pixels would only interpolate it), no coarser than 224 px."""
-    from realtime.photo_swapper import MAX_AUTO_RESOLUTION, MIN_AUTO_RESOLUTION
+    from realtime.swap.photo_swapper import MAX_AUTO_RESOLUTION, MIN_AUTO_RESOLUTION
 
     sizes = {}
     for factor in (0.8, 3.0):

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from realtime.demo_source import DemoSource
+from realtime.frames.demo_source import DemoSource
 from measure.evaluate import read_frames
-from realtime.merge import MergeSettings
+from realtime.merging.merge import MergeSettings
 from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline, split_pays_off
 from realtime.processor import FaceSwapProcessor
-from realtime.sinks import CollectSink, VideoFileSink, VirtualCameraSink
-from realtime.sources import ImageFolderSource, VideoFileSource
-from realtime.swapper import FaceSwapper
+from realtime.frames.sinks import CollectSink, VideoFileSink, VirtualCameraSink
+from realtime.frames.sources import ImageFolderSource, VideoFileSource
+from realtime.swap.swapper import FaceSwapper
 from tests.fixtures.faces import shared_path
 
 

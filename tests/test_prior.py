@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.model_contract import PRIOR_INPUT_NAME, read_model_info
-from realtime.reference_prior import Reference, ReferencePrior
+from realtime.swap.model_contract import PRIOR_INPUT_NAME, read_model_info
+from realtime.swap.reference_prior import Reference, ReferencePrior
 from training.dataset import AugmentConfig, PairDataset
 from training.faceset import Faceset
 from training.faceset_mesh import faceset_meshes
@@ -21,7 +21,7 @@ def meshes(astronaut_faceset) -> dict[str, np.ndarray]:
 
 
 def test_every_fixture_face_gets_a_mesh_that_agrees_with_its_68_landmarks(astronaut_faceset, meshes):
-    from realtime.alignment import mesh_to_68
+    from realtime.face.alignment import mesh_to_68
 
     faceset = Faceset.open(astronaut_faceset)
     assert len(meshes) == len(faceset)
@@ -98,7 +98,7 @@ def test_export_declares_the_prior_input_and_embeds_the_reference(prior_model):
 
 
 def test_the_swapper_builds_the_prior_from_meshes_and_matches_torch(prior_model, astronaut_faceset, meshes):
-    from realtime.swapper import FaceSwapper
+    from realtime.swap.swapper import FaceSwapper
     from training.checkpoint import load_checkpoint
 
     run_dir, path = prior_model
@@ -124,9 +124,9 @@ def test_the_swapper_builds_the_prior_from_meshes_and_matches_torch(prior_model,
 def test_a_prior_models_swap_stops_below_the_hairline(prior_model, astronaut_faceset, meshes):
     """The target's fringe, which a model trained on that person draws, never lands on the user's
     forehead: both masks are 0 above the forehead cut of the face's own mesh and the model's below it."""
-    from realtime.face_regions import forehead_cut
-    from realtime.model_contract import INPUT_NAME, OUTPUT_NAMES
-    from realtime.swapper import FaceSwapper
+    from realtime.face.regions import forehead_cut
+    from realtime.swap.model_contract import INPUT_NAME, OUTPUT_NAMES
+    from realtime.swap.swapper import FaceSwapper
 
     faceset = Faceset.open(astronaut_faceset)
     rec = faceset.records[0]
@@ -144,8 +144,8 @@ def test_a_prior_models_swap_stops_below_the_hairline(prior_model, astronaut_fac
 
 def test_a_prior_model_runs_on_the_torch_provider_as_on_onnx_runtime(prior_model, astronaut_faceset, meshes):
     """--provider torch (the GPU path without onnxruntime-gpu) feeds the warped reference too: same outputs."""
-    from realtime.swapper import FaceSwapper
-    from realtime.torch_runner import TORCH_PROVIDER
+    from realtime.swap.swapper import FaceSwapper
+    from realtime.swap.torch_runner import TORCH_PROVIDER
 
     faceset = Faceset.open(astronaut_faceset)
     recs = faceset.records[:3]
@@ -162,10 +162,10 @@ def test_a_prior_model_runs_on_the_torch_provider_as_on_onnx_runtime(prior_model
 
 def test_the_live_processor_swaps_with_a_prior_model(prior_model, astronaut_video):
     from measure.evaluate import read_frames
-    from realtime.merge import MergeSettings
+    from realtime.merging.merge import MergeSettings
     from realtime.processor import FaceSwapProcessor
-    from realtime.sources import Frame
-    from realtime.swapper import FaceSwapper
+    from realtime.frames.sources import Frame
+    from realtime.swap.swapper import FaceSwapper
 
     frames = list(read_frames(astronaut_video, 5))
     # a few steps in, the model's masks are not yet a face: merge by the crop, not by the masks

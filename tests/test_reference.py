@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.reference import ReferenceError, describe_reference, load_reference, read_image
+from realtime.swap.reference import ReferenceError, describe_reference, load_reference, read_image
 from tests.fixtures.faces import shared_path
 
 

@@ -9,10 +9,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from realtime.demo_source import DemoSource
+from realtime.frames.demo_source import DemoSource
 from realtime.pipeline import STAGES, PassThrough, Pipeline
 from realtime.run_figures import RELATIVE_ACCURACY, RollingWindow, RunFigures, StreamingSeries
-from realtime.sinks import NullSink
+from realtime.frames.sinks import NullSink
 
 
 def _latencies(n: int, seed: int) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.alignment import align_matrix, transform_points, warp_to_aligned
-from realtime.face_regions import face_region
-from realtime.shading import ShadingMatch
+from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.face.regions import face_region
+from realtime.swap.shading import ShadingMatch
 
 SIZE = 256
 

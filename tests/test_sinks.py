@@ -12,7 +12,7 @@ import pyvirtualcam
 
 from measure.evaluate import read_frames
 from realtime.pipeline import FrameInfo
-from realtime.sinks import (
+from realtime.frames.sinks import (
     VCAM_FORMATS,
     VideoFileSink,
     VirtualCameraSink,

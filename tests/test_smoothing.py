@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.color_transfer import color_stats
-from realtime.smoothing import Ema, FaceHold, LandmarkSmoother, OneEuroFilter
+from realtime.merging.color_transfer import color_stats
+from realtime.face.smoothing import Ema, FaceHold, LandmarkSmoother, OneEuroFilter
 
 
 def test_one_euro_steadies_noise_and_follows_motion():
@@ -77,7 +77,7 @@ def test_face_hold_holds_then_fades_then_drops():
 
 
 def _landmarks_over(video, smoother: LandmarkSmoother | None) -> np.ndarray:
-    from realtime.landmarks import FaceLandmarker
+    from realtime.face.landmarks import FaceLandmarker
 
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0

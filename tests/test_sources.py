@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.demo_source import DemoSource
-from realtime.sources import (
+from realtime.frames.demo_source import DemoSource
+from realtime.frames.sources import (
     CaptureThread,
     ImageFolderSource,
     SourceError,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.stderr_filter import without_chatter
+from realtime.util.stderr_filter import without_chatter
 
 REPO = Path(__file__).resolve().parents[1]
 FEEDBACK = (b"W0000 00:00:1716224470.718558   20328 inference_feedback_manager.cc:114] Feedback manager requires a "
@@ -28,7 +28,7 @@ def test_native_writes_in_the_window_come_out_filtered_and_in_order():
     """A child process writes to fd 2 directly (as C++ code does) and through Python, inside the window."""
     code = (
         "import os, sys\n"
-        "from realtime.stderr_filter import drop_native_chatter\n"
+        "from realtime.util.stderr_filter import drop_native_chatter\n"
         "os.write(2, b'before\\n')\n"
         "with drop_native_chatter():\n"
         f"    os.write(2, {XNNPACK!r} + {ABSL!r} + {FEEDBACK!r})\n"
@@ -43,7 +43,7 @@ def test_native_writes_in_the_window_come_out_filtered_and_in_order():
 
 
 def test_a_landmarker_prints_nothing(tmp_path):
-    code = ("from realtime.landmarks import FaceLandmarker\n"
+    code = ("from realtime.face.landmarks import FaceLandmarker\n"
             "from skimage.data import astronaut\n"
             "import cv2\n"
             "for static in (False, True):\n"

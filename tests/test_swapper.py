@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from realtime.alignment import align_face
-from realtime.model_contract import ModelContractError
-from realtime.swapper import FaceSwapper, best_providers, provider_settings, tensorrt_cache_dir
+from realtime.face.alignment import align_face
+from realtime.swap.model_contract import ModelContractError
+from realtime.swap.swapper import FaceSwapper, best_providers, provider_settings, tensorrt_cache_dir
 
 
 def _dfm_graph(path, *, dtype=TensorProto.FLOAT, resolution=16, morph=False, outputs=None):

@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from realtime.model_contract import ModelContractError
-from realtime.photo_swapper import PhotoSwapper
-from realtime.reference import ReferenceError
-from realtime.swapper import FaceSwapper
-from realtime.swappers import open_swapper, swapper_kind
+from realtime.swap.model_contract import ModelContractError
+from realtime.swap.photo_swapper import PhotoSwapper
+from realtime.swap.reference import ReferenceError
+from realtime.swap.swapper import FaceSwapper
+from realtime.swap.swappers import open_swapper, swapper_kind
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ATTRIBUTES = ("name", "path", "identity", "consent", "resolution", "face_type", "describe", "prepare", "get")

@@ -13,11 +13,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from realtime.alignment import align_face
-from realtime.model_contract import ModelContractError
-from realtime.onnx_torch import OnnxModule
-from realtime.swapper import FaceSwapper, wants_torch
-from realtime.torch_runner import TORCH_PROVIDER, TorchRunner, cuda_torch_available
+from realtime.face.alignment import align_face
+from realtime.swap.model_contract import ModelContractError
+from realtime.swap.onnx_torch import OnnxModule
+from realtime.swap.swapper import FaceSwapper, wants_torch
+from realtime.swap.torch_runner import TORCH_PROVIDER, TorchRunner, cuda_torch_available
 from training.export import export_onnx_graph, to_fp16_weights
 from training.model import FaceSwapModel, make_config
 

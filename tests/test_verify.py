@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-from realtime.marking import Label, OutputMarker
+from realtime.marking.marker import Label, OutputMarker
 from swapcam.cli import main as swapcam
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_live_output_is_labelled_watermarked_and_credentialed(exported_model, as
     assert "warning" not in res.stderr
     assert _badge_difference(still) > 40  # the badge is there (darkened box, white text)
     assert swapcam(["verify", str(out)]) == 0
-    from realtime.content_credentials import read_credentials
+    from realtime.marking.content_credentials import read_credentials
 
     creds = read_credentials(out)
     assert creds is not None and creds["model"]["identity"] == "astronaut"

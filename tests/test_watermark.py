@@ -15,7 +15,7 @@ import pytest
 
 from measure.watermark_bench import brightness, crop, h264_roundtrip, load_clip, psnr, to_720p
 from measure.watermark_detect import Z_THRESHOLD, detect_frames, viterbi_decode
-from realtime.watermark import CODED_BITS, MESSAGE_BITS, Payload, Watermarker, conv_encode
+from realtime.marking.watermark import CODED_BITS, MESSAGE_BITS, Payload, Watermarker, conv_encode
 
 PAYLOAD = Payload.now(bytes.fromhex("5ca1ab1e"), dt.datetime(2026, 3, 14, 15, 9, tzinfo=dt.timezone.utc))
 

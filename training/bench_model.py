@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             import json
 
-            from realtime.atomic_files import write_text
+            from realtime.util.atomic_files import write_text
 
             write_text(args.json, json.dumps(f, indent=2))
     else:

@@ -6,7 +6,7 @@ at step k draws exactly the samples it would have drawn, whichever worker proces
 One face becomes: the target (random affine: rotation, scale, shift, optional flip; colour jitter;
 for src, optionally RCT colour transfer toward a random dst face), the input (the target plus a
 random grid warp: the input is warped, the target is not), the face mask (landmark hull) and the
-eyes/mouth mask, both from the aligned landmarks through ``realtime.alignment``.
+eyes/mouth mask, both from the aligned landmarks through ``realtime.face.alignment``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from realtime.alignment import eyes_mouth_mask, hull_mask
-from realtime.color_transfer import rct
+from realtime.face.alignment import eyes_mouth_mask, hull_mask
+from realtime.merging.color_transfer import rct
 from training.faceset import Faceset, FacesetError
 
 
@@ -161,7 +161,7 @@ class PriorSource:
     """
 
     def __init__(self, source: FaceSource, reference, meshes: dict[str, np.ndarray]) -> None:
-        from realtime.reference_prior import ReferencePrior
+        from realtime.swap.reference_prior import ReferencePrior
 
         self.source = source
         self.warp = ReferencePrior(reference, source.resolution)

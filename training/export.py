@@ -6,7 +6,7 @@ The graph is encoder (+inter) + src decoder (+ the dst side's mask branch, which
 ``out_face_mask:0``, ``out_celeb_face:0``, ``out_celeb_face_mask:0`` in NHWC. The batch is dynamic
 and every input and output declares its shape as ``[batch, R, R, C]`` (one symbol for the batch), so
 tools that trust declared shapes (TensorRT, OpenVINO, converters) read the contract from the file.
-Our ``metadata_props`` come from ``realtime.model_contract.build_metadata``. ``--out NAME.dfm`` writes
+Our ``metadata_props`` come from ``realtime.swap.model_contract.build_metadata``. ``--out NAME.dfm`` writes
 the same bytes under DeepFaceLab's file name (DeepFaceLive lists only ``*.dfm`` files).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from realtime.model_contract import (
+from realtime.swap.model_contract import (
     INPUT_NAME,
     OUTPUT_NAMES,
     PRIOR_INPUT_NAME,
@@ -30,7 +30,7 @@ from realtime.model_contract import (
     build_metadata,
     read_model_info,
 )
-from realtime.swapper import create_session, tensorrt_cache_dir
+from realtime.swap.swapper import create_session, tensorrt_cache_dir
 from training.model import FaceSwapModel
 
 ONNX_OPSET = 17

@@ -1,8 +1,8 @@
 """Extraction: videos, image folders and images -> an aligned faceset (DESIGN.md contract 3).
 
-``extract(inputs, out, options)`` finds faces with ``realtime.landmarks.FaceLandmarker`` (video
+``extract(inputs, out, options)`` finds faces with ``realtime.face.landmarks.FaceLandmarker`` (video
 mode, i.e. tracking, for videos; static mode for stills), aligns each with
-``realtime.alignment.align_face`` (the one alignment path live swapping uses too), measures its
+``realtime.face.alignment.align_face`` (the one alignment path live swapping uses too), measures its
 sharpness and pose, and appends it to the faceset. Re-running resumes: frames already in the
 manifest (even ones whose image a person deleted) and frames recorded in the sidecar state file as
 seen-without-a-kept-face are skipped. Returns an ``ExtractSummary``.
@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from realtime.alignment import align_face, check_crop_scale, check_face_type
-from realtime.atomic_files import write_text
-from realtime.landmarks import DetectedFace, FaceLandmarker
+from realtime.face.alignment import align_face, check_crop_scale, check_face_type
+from realtime.util.atomic_files import write_text
+from realtime.face.landmarks import DetectedFace, FaceLandmarker
 from training.faceset import MANIFEST_NAME, FaceRecord, Faceset, round_points
 from training.quality import sharpness
 

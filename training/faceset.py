@@ -16,7 +16,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from realtime.atomic_files import write_image, write_text
+from realtime.util.atomic_files import write_image, write_text
 
 MANIFEST_NAME = "faceset.jsonl"
 FORMAT = "swapcam-faceset"

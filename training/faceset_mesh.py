@@ -32,8 +32,8 @@ def faceset_meshes(faceset: Faceset, progress: bool = True) -> dict[str, np.ndar
     """{image file name: (478, 2) float32 aligned-pixel mesh} for every face a mesh was found for."""
     from tqdm import tqdm
 
-    from realtime.atomic_files import atomic_path
-    from realtime.landmarks import FaceLandmarker
+    from realtime.util.atomic_files import atomic_path
+    from realtime.face.landmarks import FaceLandmarker
 
     cache = Path(faceset.path) / CACHE_NAME
     known: dict[str, np.ndarray] = {}

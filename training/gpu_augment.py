@@ -90,7 +90,7 @@ def lab_to_bgr(lab: torch.Tensor) -> torch.Tensor:
 
 def masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-channel mean and std of x (N, C, H, W) weighted by mask (N, 1, H, W); a mask
-    summing under 1 counts the whole image (as ``realtime.color_transfer.color_stats``). (N, C, 1, 1) each."""
+    summing under 1 counts the whole image (as ``realtime.merging.color_transfer.color_stats``). (N, C, 1, 1) each."""
     total = mask.sum((2, 3), keepdim=True)
     weights = torch.where(total < 1, torch.ones_like(mask), mask)
     total = weights.sum((2, 3), keepdim=True)

@@ -64,7 +64,7 @@ def write_fp16_weights(state: dict, meta: dict, folder: Path, limit: int = PART_
     bytes of tensor data each (one tensor larger than that is cut along its first axis)."""
     import torch
 
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     pieces: list[tuple[str, int, torch.Tensor]] = []  # (name, row offset, fp16 chunk)
     for name, value in state.items():
@@ -163,7 +163,7 @@ def _mesh_cache_member(faceset, records) -> bytes | None:
 
 
 def _write_archive(path: Path, members: list[tuple[str, bytes]]) -> None:
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     with atomic_path(path) as tmp, tarfile.open(tmp, "w") as tar:
         for name, data in members:
@@ -227,7 +227,7 @@ def pack(src: str, dst: str, out: Path, settings: dict, resume: str | None = Non
                                   f"{max_total_mb:g} MB; lower --max-faceset-mb")
             plan["resume"] = {"kind": "fp16 weights (the optimiser restarts)", "step": ckpt.step}
             _say(f"{ckpt.path} is too large to carry whole: its weights go as fp16, and AdamW restarts there")
-    from realtime.atomic_files import write_text
+    from realtime.util.atomic_files import write_text
 
     write_text(out / PLAN_NAME, json.dumps(plan, indent=2))
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -392,7 +392,7 @@ def run_training(pack_dir: Path, out: Path, work: Path, minutes: float | None, s
         "weights_files": [p.name for p in weights], "phases_s": {**phases, "total_s": time.monotonic() - t_start},
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
     })
-    from realtime.atomic_files import write_text
+    from realtime.util.atomic_files import write_text
 
     write_text(out / "figures.json", json.dumps(figures, indent=2, default=str))
     pct = lambda v: "n/a" if v is None else f"{v * 100:.1f}%"

@@ -1,4 +1,4 @@
-"""Training side of the reference prior (``realtime.reference_prior``): choosing the reference face
+"""Training side of the reference prior (``realtime.swap.reference_prior``): choosing the reference face
 from the src faceset, keeping it in the run folder, and priors for preview faces.
 
 The warp carries the target's sharp texture into each face's pose and expression; the src decoder
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.reference_prior import Reference, ReferencePrior, mouth_openness
+from realtime.swap.reference_prior import Reference, ReferencePrior, mouth_openness
 
 
 def choose_reference(faceset, meshes: dict[str, np.ndarray]) -> Reference:
@@ -37,7 +37,7 @@ def save_reference(run_dir, reference: Reference) -> None:
     """Keep a run's reference in ``RUN_DIR/reference.npz`` (atomically): resume and export read it."""
     from pathlib import Path
 
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     with atomic_path(Path(run_dir) / REFERENCE_FILE) as tmp:
         with open(tmp, "wb") as fh:
@@ -61,7 +61,7 @@ def dst_priors(reference: Reference, faces: np.ndarray) -> np.ndarray:
     do all of them where MediaPipe is not installed (a GPU machine: these are only the preview's)."""
     warp = ReferencePrior(reference, faces.shape[1])
     try:
-        from realtime.landmarks import FaceLandmarker
+        from realtime.face.landmarks import FaceLandmarker
 
         import mediapipe  # noqa: F401  (imported by FaceLandmarker when made; checked here)
     except ImportError:

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.alignment import hull_mask
-from realtime.atomic_files import write_image
+from realtime.face.alignment import hull_mask
+from realtime.util.atomic_files import write_image
 from training.faceset import FaceRecord, Faceset
 
 THUMB = 16  # side of the grey thumbnail used to compare appearance

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from realtime.atomic_files import write_image
+from realtime.util.atomic_files import write_image
 from training.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,

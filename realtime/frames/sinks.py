@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.atomic_files import write_image
+from realtime.util.atomic_files import write_image
 
 VCAM_FORMATS = ("RGB", "BGR", "RGBA", "GRAY", "I420", "NV12", "YUYV", "UYVY")
 VCAM_HELP = {

@@ -6,7 +6,7 @@ model mask would otherwise blend the two faces at partial opacity, a ghosted dou
 (or dilated) and feathered at its border only (the blur), all in aligned-face pixels. Everything after
 that works on the mask's bounding box only (a face oval covers about half of a crop, and a 720p face
 is enlarged about 2x into the frame): the swapped face gets the colour statistics of the original
-face (none / rct / lct / mkl via ``realtime.color_transfer``, statistics optionally smoothed over
+face (none / rct / lct / mkl via ``realtime.merging.color_transfer``, statistics optionally smoothed over
 time) and optional sharpening; then face and mask are warped back onto the frame ROI the box covers
 (``warp_from_aligned``) and blended with the opacity. Pixels where the warped mask is 0 are left
 exactly as they were.
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime import color_transfer as ct
-from realtime.alignment import hull_mask, warp_from_aligned
-from realtime.smoothing import Ema
+from realtime.merging import color_transfer as ct
+from realtime.face.alignment import hull_mask, warp_from_aligned
+from realtime.face.smoothing import Ema
 
 MASK_MODES = ("both", "face", "celeb", "none")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realtime.alignment import mesh_to_68
-from realtime.stderr_filter import drop_native_chatter
+from realtime.face.alignment import mesh_to_68
+from realtime.util.stderr_filter import drop_native_chatter
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's bundled glog (its absl logging: see stderr_filter)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

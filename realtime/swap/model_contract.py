@@ -43,7 +43,7 @@ METADATA_KEYS: dict[str, str] = {
 }
 # ... and, for reference-prior models only (those with the in_prior:0 input):
 PRIOR_METADATA_KEYS: dict[str, str] = {
-    "swapcam.prior": "how in_prior:0 is made (mesh_warp_v1: realtime.mesh_warp of the reference)",
+    "swapcam.prior": "how in_prior:0 is made (mesh_warp_v1: realtime.swap.mesh_warp of the reference)",
     "swapcam.prior_reference_png": "base64 PNG of the reference face, aligned, R x R",
     "swapcam.prior_reference_mesh": "JSON (478, 2) mesh of the reference face, aligned pixels",
     "swapcam.prior_reference_source": "which faceset image the reference is",
@@ -87,7 +87,7 @@ def read_model_info(path: str | Path, face_type: str | None = None, crop_scale: 
     """
     import onnx
 
-    from realtime.alignment import check_crop_scale, check_face_type
+    from realtime.face.alignment import check_crop_scale, check_face_type
 
     path = Path(path)
     if not path.is_file():
@@ -161,7 +161,7 @@ def build_metadata(
     crop_scale: float = 1.0,
 ) -> dict[str, str]:
     """The metadata_props our exporter writes; every value a string."""
-    from realtime.alignment import FACE_TYPES, TEMPLATE_33, check_crop_scale, check_face_type
+    from realtime.face.alignment import FACE_TYPES, TEMPLATE_33, check_crop_scale, check_face_type
 
     check_face_type(face_type)
     crop_scale = check_crop_scale(crop_scale)

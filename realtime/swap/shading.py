@@ -16,9 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.alignment import resize_box
-from realtime.face_regions import face_region, features
-from realtime.smoothing import Ema
+from realtime.face.alignment import resize_box
+from realtime.face.regions import face_region, features
+from realtime.face.smoothing import Ema
 
 
 class ShadingMatch:

@@ -70,7 +70,7 @@ def ensure_signing_files(folder: Path | None = None) -> SigningFiles:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     folder = Path(folder) if folder else credentials_dir() / "c2pa"
     files = SigningFiles(folder / "signing_key.pem", folder / "signing_chain.pem")
@@ -131,7 +131,7 @@ def sign_video(path: str | Path, record, folder: Path | None = None) -> Path:
         raise CredentialsUnavailable(f"c2pa-python is not installed ({exc})") from exc
     from importlib import metadata
 
-    from realtime.atomic_files import atomic_path
+    from realtime.util.atomic_files import atomic_path
 
     path = Path(path)
     if path.suffix.lower() not in SIGNABLE_SUFFIXES:

@@ -1,7 +1,7 @@
 """The one-photo swap: the target's photo warped onto the user's face mesh, no training, no network.
 
-``PhotoSwapper(path)`` picks the reference face (``realtime.reference``), and builds once:
-the dense piecewise-affine warp of its mesh (``realtime.mesh_warp``), the photo cropped to the face
+``PhotoSwapper(path)`` picks the reference face (``realtime.swap.reference``), and builds once:
+the dense piecewise-affine warp of its mesh (``realtime.swap.mesh_warp``), the photo cropped to the face
 with the swappable region as its alpha channel (the face oval cut below the hairline, minus any
 hair hanging into the forehead). Per frame, ``get(crops, meshes)`` makes for each user face one map
 (a sparse product and a few remaps of a small field), samples the photo with ONE ``cv2.remap``
@@ -9,7 +9,7 @@ hair hanging into the forehead). Per frame, ``get(crops, meshes)`` makes for eac
 mouth opening, so the user's own teeth and tongue show). It returns a ``SwapResult`` in aligned
 space like an ONNX model, so the processor's merge, colour transfer, smoothing and fade apply as they are.
 
-Interface shared with ``realtime.swapper.FaceSwapper``: ``name``, ``path``, ``identity``, ``consent``,
+Interface shared with ``realtime.swap.swapper.FaceSwapper``: ``name``, ``path``, ``identity``, ``consent``,
 ``resolution``, ``face_type``, ``describe()``, ``prepare()``, ``get()``; ``needs_mesh = True`` tells the
 processor to pass the user's mesh in aligned pixels.
 """
@@ -22,13 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.alignment import align_matrix, check_face_type, compose, invert, mesh_to_68, transform_points
-from realtime.face_regions import extend_beyond, face_region, hair_over_forehead, interior_weights, mouth_hole
-from realtime.merge import mask_box
-from realtime.mesh_warp import MeshWarp
-from realtime.reference import Reference, describe_reference, load_reference
-from realtime.shading import ShadingMatch
-from realtime.swapper import SwapResult
+from realtime.face.alignment import align_matrix, check_face_type, compose, invert, mesh_to_68, transform_points
+from realtime.face.regions import extend_beyond, face_region, hair_over_forehead, interior_weights, mouth_hole
+from realtime.merging.merge import mask_box
+from realtime.swap.mesh_warp import MeshWarp
+from realtime.swap.reference import Reference, describe_reference, load_reference
+from realtime.swap.shading import ShadingMatch
+from realtime.swap.swapper import SwapResult
 
 MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (gaze stays the photo's)
 # The aligned crop's side by default: the photo's own pixels across the crop (no finer: more pixels would

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.face_regions import eye_openness, mouth_openness
-from realtime.sources import IMAGE_SUFFIXES
+from realtime.face.regions import eye_openness, mouth_openness
+from realtime.frames.sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MIN_FACE_PX = 64  # mesh box side: below this there is too little face to show
@@ -250,7 +250,7 @@ def load_reference(path: str | Path, landmarker=None) -> Reference:
         raise ReferenceError(f"photo not found: {path}")
     own = landmarker is None
     if own:
-        from realtime.landmarks import FaceLandmarker
+        from realtime.face.landmarks import FaceLandmarker
 
         landmarker = FaceLandmarker(static_images=True, max_faces=2)
     skipped: dict[str, int] = {}

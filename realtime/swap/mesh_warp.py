@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import Delaunay
 
-from realtime.alignment import resize_box
+from realtime.face.alignment import resize_box
 
 
 def _anchors(size: int, per_side: int = 8, margin: float = 0.25) -> np.ndarray:

@@ -4,7 +4,7 @@
 not-ONNX and contract-breaking files), makes the ONNX Runtime session with the best providers this
 machine has (TensorRT, CUDA, CoreML, DirectML, CPU, in that order), and ``prepare()`` warms it up.
 ``get(faces)`` swaps a batch of aligned faces in one call. Provider ``torch`` runs the same file with
-torch instead (``realtime.torch_runner``); it is also chosen on its own where CUDA torch is present
+torch instead (``realtime.swap.torch_runner``); it is also chosen on its own where CUDA torch is present
 and onnxruntime has no GPU provider, or has one that fails to start.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.face_regions import forehead_cut
-from realtime.model_contract import (
+from realtime.face.regions import forehead_cut
+from realtime.swap.model_contract import (
     DEFAULT_MORPH_VALUE,
     INPUT_NAME,
     MORPH_INPUT_NAME,
@@ -55,7 +55,7 @@ def best_providers(requested: list[str] | None = None) -> list[str]:
 def wants_torch(requested: list[str] | None) -> bool:
     """Whether to run on torch: asked for (``torch``), or nothing asked and onnxruntime offers no GPU
     provider while a CUDA build of torch sees a GPU (onnxruntime-gpu stays first where installed)."""
-    from realtime.torch_runner import TORCH_PROVIDER, cuda_torch_available
+    from realtime.swap.torch_runner import TORCH_PROVIDER, cuda_torch_available
 
     if requested:
         if TORCH_PROVIDER in requested and len(requested) > 1:
@@ -153,13 +153,13 @@ class FaceSwapper:
             asked = best_providers(providers)
             if not providers and any(p in _GPU_PROVIDERS for p in asked) and \
                     not any(p in _GPU_PROVIDERS for p in self.session.get_providers()):
-                from realtime.torch_runner import cuda_torch_available
+                from realtime.swap.torch_runner import cuda_torch_available
 
                 if cuda_torch_available():  # onnxruntime-gpu installed but its CUDA/cuDNN did not load
                     self.session = None
                     self.fallback_note = f" (onnxruntime could not start {', '.join(p for p in asked if p in _GPU_PROVIDERS)} here)"
         if self.session is None:
-            from realtime.torch_runner import TORCH_PROVIDER, TorchRunner
+            from realtime.swap.torch_runner import TORCH_PROVIDER, TorchRunner
 
             self.torch_runner = TorchRunner(self.info.path, threads=threads, morph_value=morph_value)
             self.providers = [TORCH_PROVIDER]
@@ -185,7 +185,7 @@ class FaceSwapper:
         self.forehead_keep = 0.15
         self._prior = None
         if self.info.has_prior_input:
-            from realtime.reference_prior import Reference, ReferencePrior
+            from realtime.swap.reference_prior import Reference, ReferencePrior
 
             self._prior = ReferencePrior(Reference.from_metadata(self.info.metadata), self.resolution)
         self.warmup_ms: float | None = None

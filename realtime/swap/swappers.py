@@ -1,7 +1,7 @@
 """One factory for everything ``--model`` can name: ``open_swapper(path, **options)``.
 
-- ``.onnx`` / ``.dfm``: a trained model (contract 1), run by ``realtime.swapper.FaceSwapper``;
-- a photo, a folder of photos or a short video of the target: ``realtime.photo_swapper.PhotoSwapper``
+- ``.onnx`` / ``.dfm``: a trained model (contract 1), run by ``realtime.swap.swapper.FaceSwapper``;
+- a photo, a folder of photos or a short video of the target: ``realtime.swap.photo_swapper.PhotoSwapper``
   (the one-photo swap, no training).
 
 Every swapper it returns has ``name``, ``path``, ``identity`` (str or None), ``consent`` (str or None),
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realtime.model_contract import ModelContractError
-from realtime.reference import reference_kind
-from realtime.swapper import FaceSwapper
+from realtime.swap.model_contract import ModelContractError
+from realtime.swap.reference import reference_kind
+from realtime.swap.swapper import FaceSwapper
 
 MODEL_SUFFIXES = (".onnx", ".dfm")
 _MODEL_OPTIONS = ("face_type", "crop_scale", "providers", "morph_value", "threads")
@@ -52,6 +52,6 @@ def open_swapper(path: str | Path, **options):
     chosen = {k: v for k, v in options.items() if k in wanted and v is not None}
     if kind == "model":
         return FaceSwapper(path, **chosen)
-    from realtime.photo_swapper import PhotoSwapper
+    from realtime.swap.photo_swapper import PhotoSwapper
 
     return PhotoSwapper(path, **chosen)

@@ -2,7 +2,7 @@
 
 A prior model (``training.model.ModelConfig.prior``) gets, beside the aligned face, the target
 identity's reference face (one aligned crop chosen from its src faceset, carried inside the model
-file's metadata) warped by the dense mesh warp (``realtime.mesh_warp``, the one-photo swap's warp)
+file's metadata) warped by the dense mesh warp (``realtime.swap.mesh_warp``, the one-photo swap's warp)
 onto that face's 478-point mesh. Training (``training.prior``) and the live loop build it with this
 one class, so what the model sees is the same in both.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.mesh_warp import MeshWarp
+from realtime.swap.mesh_warp import MeshWarp
 
 # MediaPipe mesh vertices (facts of its canonical topology): inner-lip midpoints and outer eye corners.
 _LIP_GAP = (13, 14)

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.watermark import FINGERPRINT_BYTES, Payload, Watermarker
+from realtime.marking.watermark import FINGERPRINT_BYTES, Payload, Watermarker
 
 LABEL_TEXT = "AI-altered video (swapcam)"
 LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX

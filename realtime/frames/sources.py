@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.pacing import Pacer
+from realtime.frames.pacing import Pacer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -230,7 +230,7 @@ def open_source(
 ):
     """A source from a command-line string: 'demo', a camera index or /dev/videoN, a video file, an image folder."""
     if spec == "demo":
-        from realtime.demo_source import DemoSource
+        from realtime.frames.demo_source import DemoSource
 
         return DemoSource(fps=fps or 30.0, seconds=demo_seconds, loop=loop, realtime=realtime)
     if spec.isdigit() or spec.startswith("/dev/video"):

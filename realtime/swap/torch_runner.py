@@ -1,6 +1,6 @@
 """The swap model run by torch: GPU inference without onnxruntime-gpu's CUDA/cuDNN version matching.
 
-``TorchRunner(path)`` reads the exported ``.onnx`` file (``realtime.onnx_torch``; never a checkpoint)
+``TorchRunner(path)`` reads the exported ``.onnx`` file (``realtime.swap.onnx_torch``; never a checkpoint)
 and runs it with torch: on CUDA in float16 with channels-last weights, the uint8 faces copied once
 to the GPU through a pinned buffer and scaled there, one CUDA graph per batch size 1..``max_batch``
 captured at ``prepare()`` (after eager warm-up runs), outputs copied back once; on the CPU in
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.model_contract import INPUT_NAME, MORPH_INPUT_NAME, OUTPUT_NAMES, PRIOR_INPUT_NAME, ModelContractError
+from realtime.swap.model_contract import INPUT_NAME, MORPH_INPUT_NAME, OUTPUT_NAMES, PRIOR_INPUT_NAME, ModelContractError
 
 TORCH_PROVIDER = "torch"
 
@@ -56,7 +56,7 @@ class TorchRunner:
                  cuda_graphs: bool | None = None, threads: int = 0, morph_value: float = 0.75) -> None:
         import torch
 
-        from realtime.onnx_torch import OnnxModule
+        from realtime.swap.onnx_torch import OnnxModule
 
         self.path = Path(path)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from realtime.pacing import Pacer
+from realtime.frames.pacing import Pacer
 
 # Regions of the 512x512 astronaut image (pixels), measured once with MediaPipe FaceMesh.
 _FACE_CENTRE = (225.0, 124.0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.mesh68 import MESH_TO_68
+from realtime.face.mesh68 import MESH_TO_68
 
 # DeepFaceLab's mean face in unit-square coordinates, for 68-point indices 17..48 and 54
 # (eyebrows, nose, eyes, the two mouth corners).

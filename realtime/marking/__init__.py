@@ -1,0 +1,1 @@
+"""Output marking: the visible label, the invisible watermark and C2PA content credentials."""

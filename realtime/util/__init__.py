@@ -1,0 +1,1 @@
+"""Small helpers shared across the runtime, training and measurement: atomic file writes, native stderr filtering."""
