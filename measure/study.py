@@ -18,7 +18,8 @@ The plan (JSON)::
 
 Optional: ``dst`` (runs from a pretrained base need none; a variant may add ``--dst``), ``points_at``
 (CPU minutes of the points instead of ``budget_cpu_minutes`` / ``points``; 0 scores a base's untrained
-start), ``reference`` (a photo of the target: its one-photo swap is scored once, a flat line to beat).
+start; a variant given as ``{"args": [...], "points_at": [...]}`` has its own), ``reference`` (a photo of
+the target: its one-photo swap is scored once, a flat line to beat).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _swapcam(*args: str) -> list[str]:
 
 def run_variant(plan: dict, work: Path, name: str) -> dict:
     """Train, export and score one variant of ``plan`` at its equal CPU-time points; returns its state."""
-    extra = plan["variants"][name]
+    spec = plan["variants"][name]  # its extra arguments, or {"args": [...], "points_at": [...]}
+    extra = spec["args"] if isinstance(spec, dict) else spec
     state_path = work / name / "points.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"args": extra, "cpu_s": 0.0, "steps": 0,
                                                                             "points": []}
@@ -69,8 +71,9 @@ def run_variant(plan: dict, work: Path, name: str) -> dict:
     run_dir = work / name / "run"
     train = ["train", "--src", plan["src"], *(["--dst", plan["dst"]] if plan.get("dst") else []), "--out", str(run_dir),
              *plan["common"], *extra]
-    targets = [m * 60.0 for m in plan.get("points_at", [])] or [budget * (k + 1) / plan["points"]
-                                                                 for k in range(plan["points"])]
+    points_at = spec.get("points_at") if isinstance(spec, dict) else None
+    targets = [m * 60.0 for m in points_at or plan.get("points_at", [])] or [budget * (k + 1) / plan["points"]
+                                                                             for k in range(plan["points"])]
     for target_s in targets:
         if any(p["cpu_s"] >= target_s * 0.98 for p in state["points"]):
             continue
@@ -158,16 +161,27 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    rows = ["| variant | clip | CPU min | steps | " + " | ".join(label for label, *_ in COLUMNS) + " |",
-            "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    write_text(markdown, points_table(variants))
+
+
+def points_table(variants: dict[str, dict]) -> str:
+    """Markdown: one row per scored point of every variant, one column per clip holding the eval measures
+    (dlib / top-1 / sharpness / ghosting / pose / expression / warp), as docs/study.md shows them."""
+    clips = list(dict.fromkeys(c for st in variants.values() for p in st["points"] for c in p["clips"]))
+    short = " / ".join(("dlib", "top-1", "sharp", "ghost", "pose °", "expr", "warp")[:len(COLUMNS)])
+    rows = ["| variant | CPU min | steps | " + " | ".join(f"{c}: {short}" for c in clips) + " |",
+            "|---|---|---|" + "---|" * len(clips)]
     for name, state in variants.items():
-        if not state["points"]:
-            continue
-        last = state["points"][-1]
-        for clip, values in last["clips"].items():
-            cells = ["n/a" if values.get(label) is None else f"{values[label]:.3f}" for label, *_ in COLUMNS]
-            rows.append(f"| {name} | {clip} | {last['cpu_s'] / 60:.0f} | {last['steps']} | " + " | ".join(cells) + " |")
-    write_text(markdown, "\n".join(rows) + "\n")
+        for point in state["points"]:
+            cells = []
+            for clip in clips:
+                values = point["clips"].get(clip)
+                cells.append("—" if values is None else " / ".join(
+                    "n/a" if values.get(label) is None else f"{values[label]:.{max(digits, 2)}f}"
+                    for label, _, digits, _, _ in COLUMNS))
+            minutes = "—" if name == REFERENCE_VARIANT else f"{point['cpu_s'] / 60:.1f}"
+            rows.append(f"| {name} | {minutes} | {point['steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
