@@ -76,6 +76,7 @@ class Setting:
                 raise SettingError(f"{name}: expected true or false, got {value!r}")
             return value
         if self.kind in (int, float):
+            given = value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SettingError(f"{name}: expected a number, got {value!r}")
             if self.kind is int:
@@ -88,7 +89,7 @@ class Setting:
                     raise SettingError(f"{name}: expected a finite number, got {value!r}")
             too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
             if (self.low is not None and value < self.low) or too_high:
-                raise SettingError(f"{name}: {value!r} is outside {self.range_text()}")
+                raise SettingError(f"{name}: {given!r} is outside {self.range_text()}")
             return value
         if not isinstance(value, str):
             raise SettingError(f"{name}: expected a string, got {value!r}")

@@ -190,7 +190,7 @@ def open_target(path: str | Path, options: SessionOptions, forehead: float | Non
     be used, as ``--model`` reports them."""
     from realtime.swap.swappers import open_swapper, swapper_kind
 
-    path = Path(path)
+    path = Path(path).absolute()
     kind = swapper_kind(path)
     o = options
     swapper = open_swapper(path, face_type=o.face_type, crop_scale=o.crop_scale,
@@ -593,7 +593,7 @@ class LiveSession:
         from realtime.swap.model_contract import ModelContractError
         from realtime.swap.swappers import swapper_kind
 
-        path = Path(path)
+        path = Path(path).absolute()
         ticket = TargetTicket(path)
         try:
             kind = swapper_kind(path)

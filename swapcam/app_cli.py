@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -134,8 +135,38 @@ def _screenshot_when_ready(app, window, path: Path, started: float, quit_after: 
     QTimer.singleShot(max(0, int(quit_after * 1000)), check)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Open the window; returns 0 when it is closed, 2 on bad input (a bad option, no usable target)."""
+@dataclass
+class AppRun:
+    """An open app: the Qt application, the window, its session, the API server (or None), the settings file."""
+
+    app: object
+    window: object
+    session: object
+    api: object
+    settings_file: Path
+
+    finished: bool = False
+
+    def finish(self) -> int:
+        """After the window closed: stop the API and the loop, save the settings, print the run's figures."""
+        from swapcam import config
+
+        if self.finished:
+            return 0
+        self.finished = True
+        if self.api is not None:
+            self.api.stop()
+        self.session.close()
+        try:
+            config.save_app_settings(self.window.final_settings, self.settings_file)
+        except OSError as exc:
+            _warn(f"could not save the settings to {self.settings_file}: {exc}")
+        print(self.session.pipeline.stats().summary(), flush=True)
+        return 0
+
+
+def open_app(args: argparse.Namespace) -> AppRun | int:
+    """Build the session and show the window (the loop running); an exit code instead on bad input."""
     import os
 
     from realtime import live_settings
@@ -167,9 +198,6 @@ def main(args: argparse.Namespace) -> int:
     except SourceError as exc:
         return _fail(str(exc))
     _say(f"source: {source.describe()}")
-    sinks = args.sink or []
-    record = args.output if "file" in sinks else None
-
     from realtime.frames.sinks import display_available
 
     if not display_available() and not os.environ.get("QT_QPA_PLATFORM"):
@@ -178,13 +206,17 @@ def main(args: argparse.Namespace) -> int:
             return _fail("the app window needs a display ($DISPLAY or $WAYLAND_DISPLAY); without one use "
                          "`swapcam live` (or --screenshot PNG, which draws the window off-screen)")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from swapcam.gui.main_window import MainWindow
 
+    qInstallMessageHandler(_qt_message)
     app = QApplication.instance() or QApplication(["swapcam"])
     app.setApplicationName("swapcam")
-    session = LiveSession(source, targets, options=options, settings=settings, record=record,
+    sinks = args.sink or []
+    session = LiveSession(source, targets, options=options, settings=settings,
+                          record=args.output if "file" in sinks else None,
                           log=lambda e: _warn(e.message) if e.level != "info" else None)
     window = MainWindow(session, saved, _gallery(args, session, saved), spec)
     for problem in problems:
@@ -193,36 +225,39 @@ def main(args: argparse.Namespace) -> int:
         window.vcam_toggle.setChecked(True)
     api = None
     if args.api:
-        from realtime.swap.targets import describe_entry
-
         def gallery() -> list[dict]:
-            entries = list(window.gallery.entries.values())
-            return [e.as_dict() for e in entries] or [describe_entry(p).as_dict() for p in session.playlist]
+            return [entry.as_dict() for entry in list(window.gallery.entries.values())]
 
         try:
             api = start_api(session, args.api, args.api_token, gallery, _say)
         except ApiAddressError as exc:
+            window.close()
             session.close()
             source.close()
             return _fail(str(exc))
     window.show()
     session.start()
+    keys = ", ".join(f"{k} {n}" for k, n in live_settings.HOTKEYS.items())
+    _say(f"window open — close it to stop; keys: {keys}")
+    return AppRun(app, window, session, api, settings_file)
+
+
+def _qt_message(mode, context, message: str) -> None:
+    """Qt's own messages, less the offscreen platform's note that it cannot size windows (screenshots)."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr, flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Open the window; returns 0 when it is closed, 2 on bad input (a bad option, no usable target)."""
+    run = open_app(args)
+    if isinstance(run, int):
+        return run
     if args.screenshot:
-        _screenshot_when_ready(app, window, args.screenshot, time.monotonic(), args.quit_after or 0.0)
+        _screenshot_when_ready(run.app, run.window, args.screenshot, time.monotonic(), args.quit_after or 0.0)
     elif args.quit_after is not None:
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(int(args.quit_after * 1000), window.close)
-    _say("window open — close it to stop" + (f"; keys: {', '.join(f'{k} {n}' for k, n in live_settings.HOTKEYS.items())}"
-                                              if live_settings.HOTKEYS else ""))
-    app.exec()
-    if api is not None:
-        api.stop()
-    session.close()
-    try:
-        config.save_app_settings(window.final_settings, settings_file)
-    except OSError as exc:
-        _warn(f"could not save the settings to {settings_file}: {exc}")
-    stats = session.pipeline.stats()
-    print(stats.summary(), flush=True)
-    return 0
+        QTimer.singleShot(int(args.quit_after * 1000), run.window.close)
+    run.app.exec()
+    return run.finish()

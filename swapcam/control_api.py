@@ -16,8 +16,8 @@ out; errors are ``{"error": "one line"}``:
 401 for a missing or wrong token (on any path), 404 for an unknown path.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations (``request: Request``,
+# imported inside ``make_app`` so that `swapcam live` without --api never imports FastAPI) as live objects.
 import hmac
 import ipaddress
 import socket
@@ -218,7 +218,7 @@ class ApiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> ApiServer:
+    def start(self) -> "ApiServer":
         self._thread.start()
         return self
 
