@@ -169,6 +169,13 @@ class PreviewSlot:
     def latest(self) -> PreviewFrame | None:
         return self._frame
 
+    # A sink too (``write`` / ``close``), for a pipeline without a session (``swapcam bench --compare preview=...``).
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        self.put(PreviewFrame(info.seq, frame, info.source_image, info, "", 0))
+
+    def close(self) -> None:
+        pass
+
     def wait_for(self, predicate: Callable[[PreviewFrame], bool], timeout: float) -> PreviewFrame | None:
         """The first newest frame that satisfies ``predicate`` within ``timeout`` s, else None."""
         deadline = time.monotonic() + timeout
@@ -203,7 +210,7 @@ def open_target(path: str | Path, options: SessionOptions, forehead: float | Non
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return text if isinstance(exc, (ValueError, FileNotFoundError, OSError)) else f"{type(exc).__name__}: {text}"
+    return text if isinstance(exc, (ValueError, OSError, RuntimeError)) and text else f"{type(exc).__name__}: {text}"
 
 
 class _Loader:

@@ -27,7 +27,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fresh", action="store_true", help="start from the defaults, not from the saved settings")
     g.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
                    help="write a picture of the window to this PNG (after --quit-after seconds, at the first frame "
-                        "with a face swapped from then on), then quit")
+                        "with a face swapped from then on), then quit; saved settings are left as they were; "
+                        "without a display the window is drawn off-screen")
     g.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
                    help="close the window after this many seconds (with --screenshot: take it then)")
 
@@ -144,7 +145,7 @@ class AppRun:
     session: object
     api: object
     settings_file: Path
-
+    save: bool = True  # a screenshot run leaves the person's saved settings alone
     finished: bool = False
 
     def finish(self) -> int:
@@ -157,10 +158,11 @@ class AppRun:
         if self.api is not None:
             self.api.stop()
         self.session.close()
-        try:
-            config.save_app_settings(self.window.final_settings, self.settings_file)
-        except OSError as exc:
-            _warn(f"could not save the settings to {self.settings_file}: {exc}")
+        if self.save:
+            try:
+                config.save_app_settings(self.window.final_settings, self.settings_file)
+            except OSError as exc:
+                _warn(f"could not save the settings to {self.settings_file}: {exc}")
         print(self.session.pipeline.stats().summary(), flush=True)
         return 0
 
@@ -239,7 +241,7 @@ def open_app(args: argparse.Namespace) -> AppRun | int:
     session.start()
     keys = ", ".join(f"{k} {n}" for k, n in live_settings.HOTKEYS.items())
     _say(f"window open — close it to stop; keys: {keys}")
-    return AppRun(app, window, session, api, settings_file)
+    return AppRun(app, window, session, api, settings_file, save=not args.screenshot)
 
 
 def _qt_message(mode, context, message: str) -> None:

@@ -52,7 +52,7 @@ def describe_entry(path: str | Path) -> TargetEntry:
     from realtime.swap.model_contract import ModelContractError, read_model_info
     from realtime.swap.swappers import swapper_kind
 
-    path = Path(path)
+    path = Path(path).absolute()
     try:
         kind = swapper_kind(path)
     except ModelContractError as exc:

@@ -52,7 +52,7 @@ class TargetGallery(QWidget):
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.setMovement(QListWidget.Movement.Static)
         self.list.setWordWrap(True)
-        self.list.setMinimumHeight(120)
+        self.list.setFixedHeight(124)  # one row of pictures; more scroll
         self.list.itemClicked.connect(self._clicked)
         self.list.itemActivated.connect(self._clicked)
         self.info = QLabel()

@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self._shown_version = -1
         self.setWindowTitle("swapcam")
         self.setAcceptDrops(True)
-        self.bridge = FrameBridge(session)
+        self.bridge = FrameBridge(session.preview, session)
         self.bridge.frame_ready.connect(self._on_frame)
         self.bridge.event.connect(self._on_event)
         self.bridge.ticket_done.connect(self._on_ticket)
@@ -98,9 +98,11 @@ class MainWindow(QMainWindow):
         right = QVBoxLayout(panel)
         right.addWidget(self._source_group())
         right.addWidget(self._target_group(gallery_entries))
-        self.controls = SettingsPanel(("swap", "merge"), self._update)
+        self.controls = SettingsPanel(("swap",), self._update)
         right.addWidget(self.controls)
         right.addWidget(self._output_group())
+        self.merge_controls = SettingsPanel(("merge",), self._update)
+        right.addWidget(self.merge_controls)
         right.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(panel)
@@ -125,7 +127,7 @@ class MainWindow(QMainWindow):
         if saved.geometry:
             self.setGeometry(*saved.geometry)
         else:
-            self.resize(1360, 820)
+            self.resize(1400, 860)
         if saved.output_window:
             self.output_toggle.setChecked(True)
         if saved.virtual_camera:
@@ -154,7 +156,7 @@ class MainWindow(QMainWindow):
         self.source_info = QLabel(self.session.source.describe())
         self.source_info.setWordWrap(True)
         form.addRow("Camera / file", self.source_box)
-        form.addRow("Asked mode", self.mode_box)
+        form.addRow("Camera mode", self.mode_box)
         form.addRow(self.source_info)
         self._cameras = _Cameras()
         self._cameras.found.connect(self._cameras_found)
@@ -242,8 +244,8 @@ class MainWindow(QMainWindow):
 
     def _show_all_settings(self) -> None:
         values = self.session.settings
-        self.controls.show_settings(values)
-        self.label_controls.show_settings(values)
+        for panel in (self.controls, self.merge_controls, self.label_controls):
+            panel.show_settings(values)
         self._shown_version = self.session.version
 
     def pick_target(self, path: Path) -> None:

@@ -26,12 +26,13 @@ class FrameBridge(QObject):
     event = Signal(object)  # realtime.session.SessionEvent
     ticket_done = Signal(object)  # realtime.session.TargetTicket
 
-    def __init__(self, session) -> None:
+    def __init__(self, slot, session=None) -> None:
         super().__init__()
-        self.session = session
+        self.slot = slot  # realtime.session.PreviewSlot
         self._pending = threading.Event()
-        session.preview.add_listener(self._on_frame)
-        session.add_listener(self.event.emit)
+        slot.add_listener(self._on_frame)
+        if session is not None:
+            session.add_listener(self.event.emit)
 
     def _on_frame(self) -> None:  # the output thread: no work, at most one request in flight
         if not self._pending.is_set():
@@ -41,14 +42,14 @@ class FrameBridge(QObject):
     def take(self):
         """The newest preview frame (GUI thread); re-arms the next request."""
         self._pending.clear()
-        return self.session.preview.latest()
+        return self.slot.latest()
 
     def watch(self, ticket) -> None:
         """Emit ``ticket_done`` when a target ticket finishes (waits in a thread of its own)."""
         threading.Thread(target=lambda: (ticket.wait(), self.ticket_done.emit(ticket)), daemon=True).start()
 
     def close(self) -> None:
-        self.session.preview.remove_listener(self._on_frame)
+        self.slot.remove_listener(self._on_frame)
 
 
 def _fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
@@ -73,6 +74,7 @@ class FrameView(QWidget):
         self.layout_mode = "swapped"
         self.captions = captions
         self.shown = None
+        self.paints = 0  # frames painted (benchmarks count them)
         self._buffer: np.ndarray | None = None
         self._image: QImage | None = None
         self._halves = 1
@@ -89,9 +91,11 @@ class FrameView(QWidget):
             picture = np.hstack([_resized(frame.source, half), _resized(frame.image, half)])
         else:
             picture = _resized(frame.image, _fit(w, h, box_w, box_h))
-        self._buffer = np.ascontiguousarray(picture)
+        # 32-bit B, G, R, x bytes: Qt's own pixel layout (Format_RGB32), so its blit is a copy, no conversion;
+        # the conversion is OpenCV's, which releases the GIL (the live loop's threads keep running meanwhile)
+        self._buffer = cv2.cvtColor(picture, cv2.COLOR_BGR2BGRA)
         ph, pw = self._buffer.shape[:2]
-        self._image = QImage(self._buffer.data, pw, ph, self._buffer.strides[0], QImage.Format.Format_BGR888)
+        self._image = QImage(self._buffer.data, pw, ph, self._buffer.strides[0], QImage.Format.Format_RGB32)
         self._image.setDevicePixelRatio(ratio)
         self._halves = 2 if side else 1
         self.shown = frame
@@ -99,14 +103,21 @@ class FrameView(QWidget):
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(0, 0, 0))
         if self._image is None:
+            painter.fillRect(self.rect(), QColor(0, 0, 0))
             painter.setPen(QColor(200, 200, 200))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "waiting for the first frame…")
             return
         size = self._image.deviceIndependentSize()
-        x, y = (self.width() - size.width()) / 2, (self.height() - size.height()) / 2
-        painter.drawImage(int(x), int(y), self._image)
+        x, y = int((self.width() - size.width()) / 2), int((self.height() - size.height()) / 2)
+        w, h = int(size.width()), int(size.height())
+        black = QColor(0, 0, 0)
+        for bar in (QRect(0, 0, self.width(), y), QRect(0, y + h, self.width(), self.height() - y - h),
+                    QRect(0, y, x, h), QRect(x + w, y, self.width() - x - w, h)):  # only the bars around the picture
+            if bar.width() > 0 and bar.height() > 0:
+                painter.fillRect(bar, black)
+        painter.drawImage(x, y, self._image)
+        self.paints += 1
         if self.captions and self._halves == 2:
             half = size.width() / 2
             for i, text in enumerate(("input", "swapped")):
