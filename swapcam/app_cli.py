@@ -104,13 +104,10 @@ def _gallery(args, session, saved) -> list:
     """The gallery's entries: shipped models and photos, the user's folder, targets dropped in earlier runs (those
     still there) and the start-up targets."""
     from realtime.swap.targets import scan_targets
-    from swapcam.config import targets_dir
-    from swapcam.live_cli import _shipped
+    from swapcam.live_cli import gallery_folders
 
-    models = _shipped(Path("models"))
-    folders = [(models, False), (models / "photos", True), (args.targets or targets_dir(), True)]
     dropped = [Path(p) for p in saved.extra_targets if Path(p).exists()]
-    return scan_targets(folders, extra=dropped + list(session.playlist))
+    return scan_targets(gallery_folders(args.targets), extra=dropped + list(session.playlist))
 
 
 def _screenshot_when_ready(app, window, path: Path, started: float, quit_after: float) -> None:

@@ -26,11 +26,10 @@ SETTINGS_VERSION = 1
 
 
 def config_dir() -> Path:
-    base = os.environ.get("SWAPCAM_CONFIG_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".config") / "swapcam"
+    """The user's swapcam folder: the one the C2PA signing certificate lives in (see the module docstring)."""
+    from realtime.marking.content_credentials import credentials_dir
+
+    return credentials_dir()
 
 
 def targets_dir() -> Path:

@@ -295,14 +295,20 @@ def _log_event(event) -> None:
         _say(event.message)
 
 
-def gallery_for(session) -> list[dict]:
-    """The targets an API client can pick from: the start-up list, the shipped models and photos, the user's folder."""
-    from realtime.swap.targets import scan_targets
+def gallery_folders(user_folder: Path | None = None) -> list[tuple[Path, bool]]:
+    """Where targets are found, as ``realtime.swap.targets.scan_targets`` takes them: the shipped models, the
+    shipped photos, the user's own folder (``--targets``, else ``swapcam.config.targets_dir()``)."""
     from swapcam.config import targets_dir
 
     models = _shipped(Path("models"))
-    folders = [(models, False), (models / "photos", True), (targets_dir(), True)]
-    return [entry.as_dict() for entry in scan_targets(folders, extra=list(session.playlist))]
+    return [(models, False), (models / "photos", True), (user_folder or targets_dir(), True)]
+
+
+def gallery_for(session) -> list[dict]:
+    """The targets an API client can pick from: the start-up list, the shipped models and photos, the user's folder."""
+    from realtime.swap.targets import scan_targets
+
+    return [entry.as_dict() for entry in scan_targets(gallery_folders(), extra=list(session.playlist))]
 
 
 def _raise_interrupt(signum, frame) -> None:

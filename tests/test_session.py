@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pyvirtualcam
 import pytest
 
 from realtime import live_settings
 from realtime.frames.sources import ImageFolderSource
 from realtime.live_settings import SettingError
+from tests.fixtures.cameras import RecordingCamera, recording_backend
 from tests.fixtures.sessions import (
     MODEL,
     PHOTO,
@@ -49,40 +49,18 @@ def test_the_settings_table_validates_all_or_nothing_and_maps_the_command_line()
     assert live_settings.HOTKEYS["b"] == "bypass"
 
 
-class _Camera:
-    """A pyvirtualcam backend that keeps what it is sent (pyvirtualcam's documented Backend interface)."""
-
-    frames: list = []
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.size = (width, height)
-
-    def send(self, frame):
-        _Camera.frames.append(frame.copy())
-
-    def close(self):
-        pass
-
-    def device(self):
-        return "test-camera"
-
-    def native_fourcc(self):
-        return None
-
-
 @pytest.fixture(scope="module")
 def session(still_folder):
     from realtime.session import SessionOptions
 
-    pyvirtualcam.register_backend("swapcam-session-test", _Camera)
-    events = []
-    live = start_session(ImageFolderSource(still_folder, fps=30, loop=True),
-                         options=SessionOptions(vcam_backend="swapcam-session-test", vcam_format="BGR"),
-                         log=events.append)
-    live.test_events = events
-    yield live
-    live.close()
-    pyvirtualcam.camera.BACKENDS.pop("swapcam-session-test", None)
+    with recording_backend("swapcam-session-test"):
+        events = []
+        live = start_session(ImageFolderSource(still_folder, fps=30, loop=True),
+                             options=SessionOptions(vcam_backend="swapcam-session-test", vcam_format="BGR"),
+                             log=events.append)
+        live.test_events = events
+        yield live
+        live.close()
 
 
 def test_bypass_shows_the_input_and_the_swap_comes_back(session, face_mask):
@@ -164,19 +142,19 @@ def test_a_target_that_cannot_be_used_is_reported_and_nothing_changes(session, t
 
 
 def test_outputs_switch_on_and_off_between_frames(session, tmp_path):
-    _Camera.frames = []
+    RecordingCamera.frames = []
     session.set_virtual_camera(True)
     first = session.preview.wait_for(lambda f: session.outputs.vcam_status.startswith("on"), WAIT_S)
-    assert first is not None and "test-camera" in session.state()["outputs"]["virtual_camera"]["status"]
-    seen = len(_Camera.frames)
-    session.preview.wait_for(lambda f: len(_Camera.frames) > seen + 2, WAIT_S)
+    assert first is not None and "recording-camera" in session.state()["outputs"]["virtual_camera"]["status"]
+    seen = len(RecordingCamera.frames)
+    session.preview.wait_for(lambda f: len(RecordingCamera.frames) > seen + 2, WAIT_S)
     session.set_virtual_camera(False)
     session.preview.wait_for(lambda f: session.outputs.vcam is None, WAIT_S)
     assert session.state()["outputs"]["virtual_camera"] == {"on": False, "status": "off"}
-    stopped_at = len(_Camera.frames)
+    stopped_at = len(RecordingCamera.frames)
     later = frame_after(session, session.version)
     session.preview.wait_for(lambda f: f.seq > later.seq + 2, WAIT_S)
-    assert len(_Camera.frames) == stopped_at and _Camera.frames[0].size == 480 * 640 * 3
+    assert len(RecordingCamera.frames) == stopped_at and RecordingCamera.frames[0].size == 480 * 640 * 3
 
     path = tmp_path / "take.mp4"
     written = threading.Event()
