@@ -58,8 +58,13 @@ def _fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
 
 
 def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    shrink = size[0] < image.shape[1]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    """``image`` at ``size`` (w, h) for the screen: halved by area averaging while it shrinks by 2 or more (no
+    aliasing), then bilinear. Area averaging at other ratios costs ~10x more (12 ms for 720p -> 880 px)."""
+    while size[0] * 2 <= image.shape[1] and size[1] * 2 <= image.shape[0]:
+        image = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)  # exact halving: fast
+    if size == (image.shape[1], image.shape[0]):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 class FrameView(QWidget):
