@@ -18,7 +18,7 @@ occlusion mask) is one entry here plus the hook it names (``applies`` + ``field`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from realtime.merging.color_transfer import MODES as COLOR_MODES
 from realtime.merging.merge import MASK_MODES
@@ -199,11 +199,3 @@ def json_schema() -> dict:
     """A JSON schema of a settings object: any subset of the settings, nothing else."""
     return {"type": "object", "additionalProperties": False,
             "properties": {s.name: s.json_schema() for s in SETTINGS}}
-
-
-@dataclass
-class SettingsSnapshot:
-    """A copy of the settings at one moment (``values``) and how many commands had changed them (``version``)."""
-
-    values: dict[str, object] = field(default_factory=defaults)
-    version: int = 0

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -391,7 +391,7 @@ class _Outputs:
                 self.vcam.write(frame, info)
                 if not self.vcam_status.startswith("on"):
                     self.vcam_status = f"on: {self.vcam.describe()}"
-                    session._say("info", "output", self.vcam_status)
+                    session._say("info", "output", f"output: {self.vcam.describe()}")
             except Exception as exc:
                 self.vcam, self.vcam_status = None, f"unavailable: {_one_line(exc)}"
                 with self._lock:
@@ -697,7 +697,8 @@ class LiveSession:
             self._say("error", "output", f"{recorder.path}: could not finish the file ({_one_line(exc)})")
             return
         path = Path(recorder.path)
-        self.outputs.record_status = "off"
+        if self.outputs.record_status == f"finishing {path}":  # not if another recording has started meanwhile
+            self.outputs.record_status = "off"
         if not path.exists():
             return
         self._say("info", "output", f"wrote {path}")

@@ -21,16 +21,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     live_options(parser)
     g = parser.add_argument_group("app")
     g.add_argument("--targets", type=Path, default=None, metavar="DIR",
-                   help="your own folder of photos and models for the gallery (default: ~/.local/share/swapcam/targets)")
+                   help="your own folder of photos and models for the gallery (default: ~/.local/share/swapcam/targets)"
+                        "%(default).0s")
     g.add_argument("--settings-file", type=Path, default=None, metavar="JSON",
-                   help="where the window's settings are kept (default: ~/.config/swapcam/app.json)")
+                   help="where the window's settings are kept (default: ~/.config/swapcam/app.json)%(default).0s")
     g.add_argument("--fresh", action="store_true", help="start from the defaults, not from the saved settings")
     g.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
                    help="write a picture of the window to this PNG (after --quit-after seconds, at the first frame "
                         "with a face swapped from then on), then quit; saved settings are left as they were; "
-                        "without a display the window is drawn off-screen")
+                        "without a display the window is drawn off-screen%(default).0s")
     g.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
-                   help="close the window after this many seconds (with --screenshot: take it then)")
+                   help="close the window after this many seconds (with --screenshot: take it then)%(default).0s")
 
 
 def _say(text: str) -> None:

@@ -87,6 +87,7 @@ def preview_pixels(window) -> np.ndarray:
 
 def test_opens_on_the_demo_source_with_figures_and_the_gallery(run):
     window, session = run.window, run.session
+    assert session.running and session.source.describe().startswith("built-in demo")
     shown = wait_until(lambda: window.preview.shown if window.preview.shown and window.preview.shown.info.faces else None)
     assert "built-in demo" in window.source_info.text() and shown.source is not None
     wait_until(lambda: "fps" in window.figures.text() and "– fps" not in window.figures.text())

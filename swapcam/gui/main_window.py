@@ -277,8 +277,9 @@ class MainWindow(QMainWindow):
             if not name:
                 return
             spec = name
-            self.source_box.insertItem(0, self._source_name(spec), spec)
-            self.source_box.setCurrentIndex(0)
+            if self.source_box.findData(spec) < 0:
+                self.source_box.insertItem(0, self._source_name(spec), spec)
+            self.source_box.setCurrentIndex(self.source_box.findData(spec))
         self.choose_source(spec)
 
     def choose_source(self, spec: str) -> None:
