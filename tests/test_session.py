@@ -131,7 +131,7 @@ def test_a_target_that_cannot_be_used_is_reported_and_nothing_changes(session, t
     junk.write_bytes(b"not a picture")
     (tmp_path / "notes.txt").write_text("hello")
     before = frame_after(session, session.version)
-    for path, why in ((junk, "cannot read"), (tmp_path / "missing.onnx", "model file not found"),
+    for path, why in ((junk, "cannot be decoded"), (tmp_path / "missing.onnx", "model file not found"),
                       (tmp_path / "notes.txt", "neither a model")):
         ticket = session.set_target(path)
         assert ticket.wait(WAIT_S) and ticket.ok is False and why in ticket.error and "\n" not in ticket.error
