@@ -1,6 +1,6 @@
 """The app's preview inside `swapcam bench` (``--compare preview=off,on``): what a shown window costs the loop.
 
-``PreviewHarness`` is the app's own preview path: a ``realtime.session.PreviewSlot`` (the sink the session
+``PreviewHarness`` is the app's own preview path: a ``realtime.frames.preview.PreviewSlot`` (the sink the session
 feeds) -> ``swapcam.gui.preview.FrameBridge`` (one repaint request in flight, newer frames replace older) ->
 ``FrameView`` (OpenCV scaling, Qt blit) in a real Qt window of ``size``, its paints counted. Qt needs the main
 thread, so ``run(fn)`` runs the measurement in a worker thread while the Qt event loop runs here; without a
@@ -24,7 +24,7 @@ class PreviewHarness:
         from PySide6.QtCore import QObject, Signal
         from PySide6.QtWidgets import QApplication
 
-        from realtime.session import PreviewSlot
+        from realtime.frames.preview import PreviewSlot
         from swapcam.gui.preview import FrameBridge, FrameView
 
         class _Done(QObject):

@@ -22,13 +22,15 @@ input, never a queue: a front-end that paints slower than the loop simply skips 
 
 Every frame the output sees is tagged with the command ``version`` it was rendered with and its target, so a
 front-end (or a test) can wait for "the first frame rendered after my command" instead of sleeping.
+
+Its parts live where their job is: targets are loaded by ``realtime.swap.target_loader``, the outputs are one
+sink (``realtime.frames.outputs``), the preview a slot of one frame (``realtime.frames.preview``).
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from realtime import live_settings
+from realtime.frames.outputs import SessionOutputs
+from realtime.frames.preview import PreviewFrame, PreviewSlot
 from realtime.frames.sources import SwitchableSource
 from realtime.pipeline import FrameInfo, Pipeline, PipelineStats
-
-CACHED_TARGETS = 4  # loaded targets kept besides the start-up list (switching back to one is instant)
+from realtime.swap.target_loader import Target, TargetLoader, TargetTicket, one_line, open_target
 
 
 @dataclass(frozen=True)
@@ -79,207 +82,6 @@ class SessionEvent:
     message: str
 
 
-@dataclass
-class Target:
-    """A loaded target: its swapper (prepared) and what the gallery shows of it."""
-
-    path: Path
-    kind: str  # 'model' or 'photo'
-    swapper: object
-    forehead: float | None  # the photo option it was built with (None for models)
-
-    @property
-    def identity(self) -> str | None:
-        return getattr(self.swapper, "identity", None)
-
-    @property
-    def consent(self) -> str | None:
-        return getattr(self.swapper, "consent", None)
-
-    def as_dict(self) -> dict:
-        return {"path": str(self.path), "name": self.path.name, "kind": self.kind, "identity": self.identity,
-                "consent": self.consent}
-
-
-class TargetTicket:
-    """The answer to ``set_target``: ``wait()`` until the target is on screen (or failed); then ``ok``,
-    ``error`` (one line) and ``version`` (the command version of the switch: frames tagged with it or later
-    show the target)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.ok: bool | None = None
-        self.error: str | None = None
-        self.version: int | None = None
-        self._done = threading.Event()
-
-    def finish(self, ok: bool, error: str | None = None, version: int | None = None) -> None:
-        self.ok, self.error, self.version = ok, error, version
-        self._done.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True when finished (ok or not) within ``timeout`` seconds."""
-        return self._done.wait(timeout)
-
-
-@dataclass(frozen=True)
-class PreviewFrame:
-    """One output frame for a preview: image (H, W, 3) BGR uint8 as the sinks got it (marked), source (the
-    captured input), info (the pipeline's FrameInfo), target (path shown), version (commands applied)."""
-
-    seq: int
-    image: np.ndarray
-    source: np.ndarray | None
-    info: FrameInfo
-    target: str
-    version: int
-
-
-class PreviewSlot:
-    """The newest output frame, for front-ends: a slot of one, never a queue.
-
-    ``put`` (the output thread) replaces the frame and calls the listeners, which must be quick (the app's
-    posts one repaint request at a time); ``latest()`` reads it; ``wait_for(predicate, timeout)`` waits for a
-    frame that satisfies ``predicate`` (tests and the screenshot wait on conditions, never on sleeps).
-    """
-
-    def __init__(self) -> None:
-        self._frame: PreviewFrame | None = None
-        self._cond = threading.Condition()
-        self._listeners: list[Callable[[], None]] = []
-
-    def add_listener(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def put(self, frame: PreviewFrame) -> None:
-        with self._cond:
-            self._frame = frame
-            self._cond.notify_all()
-        for listener in list(self._listeners):
-            listener()
-
-    def latest(self) -> PreviewFrame | None:
-        return self._frame
-
-    # A sink too (``write`` / ``close``), for a pipeline without a session (``swapcam bench --compare preview=...``).
-    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
-        self.put(PreviewFrame(info.seq, frame, info.source_image, info, "", 0))
-
-    def close(self) -> None:
-        pass
-
-    def wait_for(self, predicate: Callable[[PreviewFrame], bool], timeout: float) -> PreviewFrame | None:
-        """The first newest frame that satisfies ``predicate`` within ``timeout`` s, else None."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                frame = self._frame
-                if frame is not None and predicate(frame):
-                    return frame
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-
-
-def open_target(path: str | Path, options: SessionOptions, forehead: float | None = None) -> Target:
-    """Open and warm up the swapper of ``path`` with the session's options (a photo with ``forehead``).
-
-    Raises ModelContractError / ReferenceError (ValueErrors with a one-line reason) for a target that cannot
-    be used, as ``--model`` reports them."""
-    from realtime.swap.swappers import open_swapper, swapper_kind
-
-    path = Path(path).absolute()
-    kind = swapper_kind(path)
-    o = options
-    swapper = open_swapper(path, face_type=o.face_type, crop_scale=o.crop_scale,
-                           providers=list(o.providers) if o.providers else None, morph_value=o.morph_value,
-                           threads=o.threads, resolution=o.photo_resolution, forehead=forehead,
-                           proportions=o.proportions)
-    swapper.prepare()
-    return Target(path, kind, swapper, (forehead if forehead is not None else swapper.forehead) if kind == "photo" else None)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if isinstance(exc, (ValueError, OSError, RuntimeError)) and text else f"{type(exc).__name__}: {text}"
-
-
-class _Loader:
-    """Loads targets in a thread of its own, one at a time, the newest request first (older unstarted
-    requests are dropped: their tickets say so). Loaded targets are cached by (path, photo options)."""
-
-    def __init__(self, open_target: Callable[[Path, float], Target], on_loaded, on_failed) -> None:
-        self._open = open_target
-        self._on_loaded, self._on_failed = on_loaded, on_failed
-        self._cache: OrderedDict[tuple, Target] = OrderedDict()
-        self.pinned: set[tuple] = set()
-        self._request: tuple[tuple, Path, float, TargetTicket] | None = None
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.loading: Path | None = None
-
-    @staticmethod
-    def key(path: Path, kind: str, forehead: float) -> tuple:
-        return (str(Path(path).resolve()), forehead if kind == "photo" else None)
-
-    def cached(self, key: tuple) -> Target | None:
-        with self._lock:
-            target = self._cache.get(key)
-            if target is not None:
-                self._cache.move_to_end(key)
-            return target
-
-    def add(self, key: tuple, target: Target, pin: bool = False) -> None:
-        with self._lock:
-            self._cache[key] = target
-            self._cache.move_to_end(key)
-            if pin:
-                self.pinned.add(key)
-            loose = [k for k in self._cache if k not in self.pinned]
-            for k in loose[:max(0, len(loose) - CACHED_TARGETS)]:
-                del self._cache[k]
-
-    def request(self, key: tuple, path: Path, forehead: float, ticket: TargetTicket) -> None:
-        with self._lock:
-            dropped, self._request = self._request, (key, path, forehead, ticket)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="target-loader", daemon=True)
-                self._thread.start()
-        if dropped is not None:
-            dropped[3].finish(False, f"{dropped[1]}: another target was asked for before it was loaded")
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                request, self._request = self._request, None
-                if request is None:
-                    self.loading = None
-                    return
-                self.loading = request[1]
-            key, path, forehead, ticket = request
-            try:
-                target = self._open(path, forehead)
-            except Exception as exc:  # a bad file, a photo without a face, a provider that fails: reported
-                self._on_failed(path, _one_line(exc), ticket)
-                continue
-            self.add(key, target)
-            self._on_loaded(target, ticket)
-
-    def join(self, timeout: float) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-
 class _SessionProcessor:
     """The pipeline's processor: the session's face-swap processor, with pending commands applied before
     each frame is rendered (so every command lands between two frames) and each frame tagged."""
@@ -301,148 +103,6 @@ class _SessionProcessor:
     def render(self, frame, state, timings):
         self._before(frame)
         return self._proc.render(frame, state, timings)
-
-
-class _Outputs:
-    """The session's one sink: the preview slot, the virtual camera and the recording (switched on and off
-    between frames by the output thread), then the front-end's own sinks (the OpenCV window, still writers).
-
-    A virtual camera or recording that fails is switched off and reported; the loop goes on."""
-
-    def __init__(self, session: LiveSession, extra_sinks: list, *, vcam=None, record: Path | None = None) -> None:
-        self._session = session
-        self.extra = list(extra_sinks)
-        self._lock = threading.Lock()
-        self.want_vcam = vcam is not None
-        self.vcam = vcam  # VirtualCameraSink (opened on its first frame)
-        self.vcam_status = "off"
-        self.want_record: Path | None = Path(record) if record is not None else None
-        self.recorder = None  # VideoFileSink
-        self.record_status = "off"
-        self.record_frames = 0
-        self._shape: tuple | None = None
-        self._finishers: list[threading.Thread] = []
-
-    # -- commands (any thread) ----------------------------------------------------------------
-    def set_vcam(self, on: bool) -> None:
-        with self._lock:
-            self.want_vcam = on
-            if on and self.vcam_status.startswith(("off", "unavailable")):
-                self.vcam_status = "starting"
-
-    def set_record(self, path: Path | None) -> None:
-        with self._lock:
-            self.want_record = Path(path) if path is not None else None
-
-    # -- the output thread ----------------------------------------------------------------------
-    def _reconcile(self, shape: tuple) -> None:
-        from realtime.frames.sinks import VideoFileSink, VirtualCameraSink
-
-        with self._lock:
-            want_vcam, want_record = self.want_vcam, self.want_record
-        if shape != self._shape and self._shape is not None:  # the source changed size
-            if self.vcam is not None and self.vcam.camera is not None:
-                self.vcam.close()  # reopened at the new size on its next frame
-            if self.recorder is not None:
-                self._session._say("warning", "output", "the frame size changed: recording stopped (a video file "
-                                   "keeps one size); start it again for the new source")
-                self._finish_recording()
-                with self._lock:
-                    self.want_record = None
-                want_record = None
-        self._shape = shape
-        if want_vcam and self.vcam is None:
-            opts = self._session.options
-            self.vcam = VirtualCameraSink(fps=self._session.fps, fmt=opts.vcam_format, device=opts.vcam_device,
-                                          backend=opts.vcam_backend)
-        elif not want_vcam and self.vcam is not None:
-            self.vcam.close()
-            self.vcam = None
-            self.vcam_status = "off"
-        current = self.recorder.path if self.recorder is not None else None
-        if want_record != current:
-            if self.recorder is not None:
-                self._finish_recording()
-            if want_record is not None:
-                self.recorder = VideoFileSink(want_record, fps=self._session.fps)
-                self.record_frames = 0
-                self.record_status = f"recording to {want_record}"
-                self._session._say("info", "output", f"recording to {want_record}")
-
-    def _finish_recording(self) -> None:
-        """Hand the recorder to a thread that finalises and signs it, so the loop does not wait for either."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is None:
-            return
-        self.record_status = f"finishing {recorder.path}"
-        swapper = self._session.processor.swapper
-        thread = threading.Thread(target=self._session._finish_file, args=(recorder, swapper), name="finish-file",
-                                  daemon=False)
-        self._finishers.append(thread)
-        thread.start()
-
-    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
-        self._reconcile(frame.shape)
-        session = self._session
-        version, target = session._take_tag(info.seq)
-        session.preview.put(PreviewFrame(info.seq, frame, info.source_image, info, target, version))
-        if self.vcam is not None:
-            try:
-                self.vcam.write(frame, info)
-                if not self.vcam_status.startswith("on"):
-                    self.vcam_status = f"on: {self.vcam.describe()}"
-                    session._say("info", "output", f"output: {self.vcam.describe()}")
-            except Exception as exc:
-                self.vcam, self.vcam_status = None, f"unavailable: {_one_line(exc)}"
-                with self._lock:
-                    self.want_vcam = False
-                session._say("error", "output", f"virtual camera: {_one_line(exc)}")
-        if self.recorder is not None:
-            try:
-                self.recorder.write(frame, info)
-                self.record_frames += 1
-            except Exception as exc:
-                session._say("error", "output", f"recording {self.recorder.path}: {_one_line(exc)}")
-                with self._lock:
-                    self.want_record = None
-                self._finish_recording()
-        for sink in self.extra:
-            sink.write(frame, info)
-
-    def close(self) -> None:
-        """End of a run: the virtual camera released, the recording finalised (and waited for), the front-end's
-        sinks closed."""
-        if self.vcam is not None:
-            self.vcam.close()
-            self.vcam = None
-            self.vcam_status = "off" if not self.want_vcam else "stopped (the loop ended)"
-        with self._lock:
-            self.want_record = None
-        self._finish_recording()
-        self.join_finishers()
-        errors = []
-        for sink in self.extra:
-            try:
-                sink.close()
-            except Exception as exc:
-                errors.append(f"closing {type(sink).__name__}: {exc}")
-        if errors:
-            raise RuntimeError("; ".join(errors))
-
-    def join_finishers(self, timeout: float = 120.0) -> None:
-        for thread in self._finishers:
-            thread.join(timeout)
-        self._finishers = [t for t in self._finishers if t.is_alive()]
-
-    def describe(self) -> dict:
-        with self._lock:
-            want_vcam, want_record = self.want_vcam, self.want_record
-        recording = self.recorder is not None
-        return {"virtual_camera": {"on": want_vcam, "status": self.vcam_status},
-                "recording": {"on": recording or want_record is not None,
-                              "path": str(self.recorder.path if recording else want_record or "") or None,
-                              "frames": self.record_frames if recording else 0, "status": self.record_status},
-                "sinks": [type(s).__name__ for s in self.extra]}
 
 
 class LiveSession:
@@ -470,7 +130,7 @@ class LiveSession:
         self._listeners: list[Callable[[SessionEvent], None]] = [log] if log else []
         self.events: deque[SessionEvent] = deque(maxlen=50)
         self._lock = threading.Lock()
-        self._loader = _Loader(self._open_target, self._target_loaded, self._target_failed)
+        self._loader = TargetLoader(self._open_target, self._target_loaded, self._target_failed)
         loaded = [t if isinstance(t, Target) else self._open_target(Path(t), values["forehead"]) for t in targets]
         if not loaded:
             raise ValueError("a live session needs at least one target")
@@ -492,7 +152,10 @@ class LiveSession:
         self.marker = OutputMarker.for_swappers(lambda: self.processor.swapper, label=values["label"])
         self.source = SwitchableSource(source)
         self.preview = PreviewSlot()
-        self.outputs = _Outputs(self, list(sinks), vcam=vcam, record=Path(record) if record else None)
+        self.outputs = SessionOutputs(
+            list(sinks), preview=self._to_preview, say=self._say, fps=lambda: self.source.fps,
+            swapper=lambda: self.processor.swapper, vcam=vcam, record=Path(record) if record else None,
+            vcam_options={"fmt": o.vcam_format, "device": o.vcam_device, "backend": o.vcam_backend})
         self.pipeline = Pipeline(self.source, _SessionProcessor(self), [self.outputs], split=o.split, marker=self.marker)
         self.version = 0  # commands applied or queued so far
         self._pending: dict[str, object] = {}
@@ -584,12 +247,14 @@ class LiveSession:
         else:
             setattr(owner, setting.field, value)
 
-    def _take_tag(self, seq: int) -> tuple[int, str]:
+    def _to_preview(self, frame: np.ndarray, info: FrameInfo) -> None:
+        """The output thread: the frame to the preview, tagged with the version and target it was rendered with."""
         with self._lock:
-            tag = self._tags.pop(seq, None)
-            for old in [s for s in self._tags if s < seq]:
+            tag = self._tags.pop(info.seq, None)
+            for old in [s for s in self._tags if s < info.seq]:
                 del self._tags[old]
-            return tag if tag is not None else (self._applied_version, str(self.target.path))
+            version, target = tag if tag is not None else (self._applied_version, str(self.target.path))
+        self.preview.put(PreviewFrame(info.seq, frame, info.source_image, info, target, version))
 
     # -- targets ------------------------------------------------------------------------------------
     def _open_target(self, path: Path, forehead: float) -> Target:
@@ -660,7 +325,7 @@ class LiveSession:
                 source = opener() if opener is not None else open_source(spec, width=width, height=height, fps=fps,
                                                                          realtime=True, loop=True)
             except Exception as exc:
-                self._say("error", "source", f"cannot open source {spec!r}: {_one_line(exc)}")
+                self._say("error", "source", f"cannot open source {spec!r}: {one_line(exc)}")
                 return
             self.source.switch(source)
             self._say("info", "source", f"source: {source.describe()}")
@@ -688,35 +353,6 @@ class LiveSession:
     def stop_recording(self) -> None:
         """Finish the recording (finalised and signed in a thread of its own; an event says when it is written)."""
         self.outputs.set_record(None)
-
-    def _finish_file(self, recorder, swapper) -> None:
-        """Close a recording (file finalised) and add content credentials; reports what it wrote."""
-        try:
-            recorder.close()
-        except Exception as exc:
-            self._say("error", "output", f"{recorder.path}: could not finish the file ({_one_line(exc)})")
-            return
-        path = Path(recorder.path)
-        if self.outputs.record_status == f"finishing {path}":  # not if another recording has started meanwhile
-            self.outputs.record_status = "off"
-        if not path.exists():
-            return
-        self._say("info", "output", f"wrote {path}")
-        if hasattr(recorder, "codec"):
-            self._sign(path, swapper)
-
-    def _sign(self, path: Path, swapper) -> None:
-        from realtime.marking.content_credentials import CredentialsUnavailable, sign_video
-        from realtime.marking.marker import provenance
-
-        try:
-            sign_video(path, provenance(swapper))
-            self._say("info", "output", f"{path}: C2PA content credentials added (signed with this machine's "
-                                        "self-signed certificate)")
-        except CredentialsUnavailable as exc:
-            self._say("info", "output", f"{path}: no C2PA content credentials: {exc}")
-        except Exception as exc:  # the video itself is finished and kept; only the manifest is missing
-            self._say("warning", "output", f"{path}: C2PA signing failed ({type(exc).__name__}: {exc})")
 
     # -- running ------------------------------------------------------------------------------------
     @property

@@ -60,7 +60,7 @@ def _settings(args, saved, defaults: dict) -> dict:
 
 def _targets(args, saved, options, forehead: float) -> list:
     """--model if given, else the target saved last time (then the defaults), loaded and described."""
-    from realtime.session import open_target
+    from realtime.swap.target_loader import open_target
     from swapcam.live_cli import _default_models, load_targets
 
     if args.model:

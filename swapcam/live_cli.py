@@ -178,7 +178,7 @@ def session_options(args):
 
 def load_targets(args, options, forehead: float) -> list:
     """Every --model (or the defaults), opened and warmed up, each described as it loads."""
-    from realtime.session import open_target
+    from realtime.swap.target_loader import open_target
 
     targets = []
     for path in args.model or _default_models():

@@ -24,11 +24,11 @@ class FrameBridge(QObject):
 
     frame_ready = Signal()
     event = Signal(object)  # realtime.session.SessionEvent
-    ticket_done = Signal(object)  # realtime.session.TargetTicket
+    ticket_done = Signal(object)  # realtime.swap.target_loader.TargetTicket
 
     def __init__(self, slot, session=None) -> None:
         super().__init__()
-        self.slot = slot  # realtime.session.PreviewSlot
+        self.slot = slot  # realtime.frames.preview.PreviewSlot
         self._pending = threading.Event()
         slot.add_listener(self._on_frame)
         if session is not None:
