@@ -43,6 +43,7 @@ TARGET_FILTER = "Models and photos (*.onnx *.dfm *.jpg *.jpeg *.png *.webp *.bmp
 
 class _Cameras(QObject):
     found = Signal(object)  # list[CameraMode]
+    virtual_camera = Signal(bool, str)  # (one exists, its name or why not and how to get one)
 
 
 def figures_text(figures: dict) -> str:
@@ -160,6 +161,8 @@ class MainWindow(QMainWindow):
         form.addRow(self.source_info)
         self._cameras = _Cameras()
         self._cameras.found.connect(self._cameras_found)
+        self._cameras.virtual_camera.connect(self._virtual_camera_probed)
+        self._vcam_note = ""
         threading.Thread(target=self._probe_cameras, daemon=True).start()
         return box
 
@@ -177,6 +180,19 @@ class MainWindow(QMainWindow):
         except Exception:  # a driver that misbehaves while probing: no camera to list
             found = []
         self._cameras.found.emit(found)
+        from realtime.frames.sinks import virtual_camera_available
+
+        try:
+            ok, why = virtual_camera_available(self.session.options.vcam_format, self.saved.width, self.saved.height)
+        except Exception as exc:
+            ok, why = False, str(exc)
+        self._cameras.virtual_camera.emit(ok, why)
+
+    def _virtual_camera_probed(self, ok: bool, why: str) -> None:
+        from realtime.frames.sinks import how_to_get_virtual_camera
+
+        self._vcam_note = f" — {why} is there" if ok else f" — none on this machine; to get one, {how_to_get_virtual_camera()}"
+        self.vcam_toggle.setToolTip(why)  # the whole story
 
     def _cameras_found(self, cameras: list) -> None:
         for i, cam in enumerate(cameras):
@@ -359,7 +375,7 @@ class MainWindow(QMainWindow):
         self.figures.setText(figures_text(state["figures"]) + f" · {Path(state['target']['path']).name}")
         outputs = state["outputs"]
         vcam = outputs["virtual_camera"]
-        self.vcam_status.setText(vcam["status"])
+        self.vcam_status.setText(vcam["status"] + (self._vcam_note if vcam["status"] == "off" else ""))
         if vcam["on"] != self.vcam_toggle.isChecked():
             self.vcam_toggle.blockSignals(True)
             self.vcam_toggle.setChecked(vcam["on"])
