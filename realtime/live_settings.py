@@ -3,8 +3,12 @@
 Each ``Setting`` says its name, type, range or choices, default, help, where it applies in the running
 session, the ``swapcam live`` option that sets it at start and the preview window's hotkey that toggles it.
 From this one table the app builds its controls, the HTTP API validates a PATCH and documents its schema,
-the CLI maps its flags onto a session, and the OpenCV window maps its keys. A new live switch (say an
-occlusion mask) is one entry here plus the hook it names (``applies`` + ``field``).
+the CLI maps its flags onto a session, and the OpenCV window maps its keys. A new live switch is one entry
+here plus the hook it names (``applies`` + ``field``), e.g. an occlusion mask switched by ``--occlusion on|off``
+and the key ``o``, read by the processor as ``processor.occlusion``::
+
+    Setting("occlusion", bool, True, "Occlusion mask", "Keep hands, glasses, a mug in front of the face.",
+            "processor", arg="occlusion", key="o", group="swap")
 
 ``applies`` (where ``LiveSession`` puts a new value, on the next frame):
   merge      a field of the merge's ``MergeSettings``
@@ -188,6 +192,9 @@ def from_args(args) -> dict[str, object]:
         if s.negate:
             values[s.name] = not given
             continue
+        if s.kind is bool and isinstance(given, str):  # an on|off option (e.g. --occlusion on)
+            given = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}.get(
+                given.strip().lower(), given)
         try:
             values[s.name] = s.check(given)
         except SettingError as exc:

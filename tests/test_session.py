@@ -44,6 +44,7 @@ def test_the_settings_table_validates_all_or_nothing_and_maps_the_command_line()
     assert values["label"] is True and values["forehead"] == 0.5 and values["bypass"] is False
     with pytest.raises(SettingError, match="--erode: erode: 99"):
         live_settings.from_args(argparse.Namespace(erode=99))
+    assert live_settings.from_args(argparse.Namespace(hull="on"))["hull"] is True  # an on|off option
     schema = live_settings.json_schema()
     assert set(schema["properties"]) == set(live_settings.BY_NAME) and schema["additionalProperties"] is False
     assert live_settings.HOTKEYS["b"] == "bypass"
