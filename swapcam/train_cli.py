@@ -28,11 +28,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     from training.base import DEFAULT_BASE
 
     p.description = __doc__.split("\n\n")[0]
-    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])}, its recipe (the target "
-                "decoder trains, lr 3e-4 after a 20-step warm-up, batch 16, 192 px full face): the fine-tuning study "
-                "in docs/base.md found it the best identity on unseen users for 10 CPU-minutes. --from-scratch: "
-                "preset prior, 192 px full face, batch 16, lr 3e-4, every part trains (docs/study.md's winner; the "
-                "old default, preset lite at the facesets' size, was the study's worst on identity).")
+    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the target "
+                "decoder trains (lr 3e-4 after a 20-step warm-up, batch 16, 192 px full face) and no dst faces are "
+                "needed; that step costs about 1.3 CPU-s on one thread against 3.0 for a from-scratch step, so a "
+                "10-minute budget buys about twice the steps (docs/base.md, with what it scores on unseen users). "
+                "--from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part trains: the "
+                "fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the facesets' size, "
+                "was that study's worst on identity.")
     p.add_argument("--src", nargs="+", metavar="FACES",
                    help="the target identity (the face that will appear on screen): a faceset from `swapcam extract` "
                         "(any face type and size that holds a full face), or videos / photos / folders of them")

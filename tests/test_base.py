@@ -136,6 +136,24 @@ def test_help_states_the_default_recipe_and_why(capsys):
     assert "docs/study.md" in text and "docs/base.md" in text and "lite" in text
 
 
+def test_the_shipped_base_is_small_fp16_and_leaves_s4_out():
+    """models/base/base.pt, the base `swapcam train` starts from by default: loads, fp16, under 15 MiB, the
+    recipe the README states, and its metadata keeps GRID s4 (the measured new identity) and the eval users out."""
+    from training.base import DEFAULT_BASE
+
+    if not DEFAULT_BASE.is_file():
+        pytest.skip(f"{DEFAULT_BASE} not shipped in this checkout")
+    base = load_base(DEFAULT_BASE)
+    assert base.size_bytes < 15 * 2**20
+    assert all(v.dtype == torch.float16 for v in base.state.values() if v.is_floating_point())
+    assert (base.model_config.preset, base.model_config.resolution, base.face_type) == ("prior_fast", 192, "full")
+    assert base.recipe.train_parts == "decoder_src" and base.recipe.lr == 3e-4 and base.recipe.warmup_steps == 20
+    meta = base.metadata
+    assert any("s4" in item for item in meta["left_out"]) and meta["cpu_hours"] > 0 and meta["credits"]
+    names = " ".join(d["faceset"] + " " + d.get("name", "") for d in meta["training_data"])
+    assert "s4" not in names and "s26" not in names and "helmet" not in names
+
+
 def test_whole_face_faceset_is_recut_to_full(astronaut_faceset, tmp_path):
     """A faceset made with extract's defaults (whole_face) is re-cut to the full-face crop: the same pixels as
     aligning the source frame directly (within JPEG and resampling noise), landmarks moved with it."""
