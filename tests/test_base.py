@@ -5,6 +5,7 @@ the base, faces re-cut to the base's face type, and the pretraining pool's paste
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,10 +24,22 @@ TOY = dict(batch_size=2, workers=0, threads=1, preview_every=0, log_every=1, pro
 
 
 @pytest.fixture(scope="module")
-def toy_base(tmp_path_factory, astronaut_faceset, grace_hopper_faceset) -> Path:
+def astronaut_faces(tmp_path_factory, astronaut_faceset) -> Path:
+    """A copy of the session's faceset: prior runs here write a mesh cache into their src faceset, which must
+    not change the shared fixture that other test files measure (e.g. test_gpu_run's pack sizes)."""
+    return Path(shutil.copytree(astronaut_faceset, tmp_path_factory.mktemp("faces") / "astronaut"))
+
+
+@pytest.fixture(scope="module")
+def grace_hopper_faces(tmp_path_factory, grace_hopper_faceset) -> Path:
+    return Path(shutil.copytree(grace_hopper_faceset, tmp_path_factory.mktemp("faces") / "grace_hopper"))
+
+
+@pytest.fixture(scope="module")
+def toy_base(tmp_path_factory, astronaut_faces, grace_hopper_faces) -> Path:
     """A 64 px prior model trained 2 steps on the package faces (whole_face), written as a base file."""
     work = tmp_path_factory.mktemp("base")
-    result = train(TrainConfig(src=str(grace_hopper_faceset), dst=str(astronaut_faceset), out=str(work / "pre"),
+    result = train(TrainConfig(src=str(grace_hopper_faces), dst=str(astronaut_faces), out=str(work / "pre"),
                                preset="prior", resolution=64, steps=2, identity="toy", **TOY))
     assert result.step == 2
     return save_base(work / "pre", work / "base.pt", name="toy-base", recipe=Recipe(train_parts="decoder_src", lr=1e-3,
@@ -48,11 +61,11 @@ def test_base_file_is_fp16_with_its_recipe_and_data(toy_base):
     assert "toy-base" in base.describe() and "MiB" in base.describe()
 
 
-def test_training_from_the_base_changes_only_what_the_recipe_trains(toy_base, astronaut_faceset, tmp_path, capsys):
+def test_training_from_the_base_changes_only_what_the_recipe_trains(toy_base, astronaut_faces, tmp_path, capsys):
     """`swapcam train --src FACES --base B` with no --dst: every part starts as the base's; after 3 steps the
     target decoder moved and the encoder, inter and dst decoder are bit-for-bit the base's."""
     run = tmp_path / "run"
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", run, "--base", toy_base, "--steps", "3")) == 0
+    assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "3")) == 0
     out = capsys.readouterr().out
     assert "starting from the pretrained base 'toy-base'" in out and "--from-scratch" in out and "MiB" in out
     base = {k: v.float() for k, v in load_base(toy_base).state.items()}
@@ -65,14 +78,14 @@ def test_training_from_the_base_changes_only_what_the_recipe_trains(toy_base, as
     assert torch.equal(ckpt.model_state["encoder.body.0.0.weight"], base["encoder.body.0.0.weight"])
 
     # resuming resumes the run (the base is not read again) and keeps its record
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", run, "--base", tmp_path / "gone.pt", "--steps", "1")) == 0
+    assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", tmp_path / "gone.pt", "--steps", "1")) == 0
     assert "resuming" in capsys.readouterr().out
     assert load_checkpoint(run).step == 4
 
 
-def test_with_dst_the_shared_parts_learn_the_users_faces(toy_base, astronaut_faceset, grace_hopper_faceset, tmp_path):
+def test_with_dst_the_shared_parts_learn_the_users_faces(toy_base, astronaut_faces, grace_hopper_faces, tmp_path):
     run = tmp_path / "run"
-    assert swapcam(_cli("--src", astronaut_faceset, "--dst", grace_hopper_faceset, "--out", run, "--base", toy_base,
+    assert swapcam(_cli("--src", astronaut_faces, "--dst", grace_hopper_faces, "--out", run, "--base", toy_base,
                         "--steps", "2")) == 0
     ckpt = load_checkpoint(run)
     base = {k: v.float() for k, v in load_base(toy_base).state.items()}
@@ -81,15 +94,15 @@ def test_with_dst_the_shared_parts_learn_the_users_faces(toy_base, astronaut_fac
         assert any(not torch.equal(v, base[k]) for k, v in ckpt.model_state.items() if k.startswith(part)), part
 
 
-def test_missing_base_is_a_clear_error(astronaut_faceset, tmp_path, capsys):
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", tmp_path / "run", "--base", tmp_path / "nope.pt",
+def test_missing_base_is_a_clear_error(astronaut_faces, tmp_path, capsys):
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "run", "--base", tmp_path / "nope.pt",
                         "--steps", "1")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "base model not found" in err and "--from-scratch" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_wrong_shaped_base_is_a_clear_error(toy_base, astronaut_faceset, tmp_path, capsys):
+def test_wrong_shaped_base_is_a_clear_error(toy_base, astronaut_faces, tmp_path, capsys):
     data = torch.load(toy_base, weights_only=True)
     name = "decoder_src.delta.weight"
     data["state"][name] = torch.zeros(3, 5, 1, 1, dtype=torch.float16)
@@ -97,28 +110,28 @@ def test_wrong_shaped_base_is_a_clear_error(toy_base, astronaut_faceset, tmp_pat
     torch.save(data, bad)
     with pytest.raises(BaseError, match=rf"{name} has shape \[3, 5, 1, 1\]"):
         load_base(bad)
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", tmp_path / "run", "--base", bad, "--steps", "1")) == 2
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "run", "--base", bad, "--steps", "1")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and name in err and "make base-model" in err
     (tmp_path / "junk.pt").write_bytes(b"not a base")
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", tmp_path / "run2", "--base", tmp_path / "junk.pt",
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "run2", "--base", tmp_path / "junk.pt",
                         "--steps", "1")) == 2
     assert "not a readable base model" in capsys.readouterr().err
 
 
-def test_model_flags_need_from_scratch_and_from_scratch_needs_dst(toy_base, astronaut_faceset, tmp_path, capsys):
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", tmp_path / "a", "--base", toy_base, "--preset", "lite",
+def test_model_flags_need_from_scratch_and_from_scratch_needs_dst(toy_base, astronaut_faces, tmp_path, capsys):
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "a", "--base", toy_base, "--preset", "lite",
                         "--steps", "1")) == 2
     assert "--from-scratch" in capsys.readouterr().err
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", tmp_path / "b", "--from-scratch", "--steps", "1")) == 2
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "b", "--from-scratch", "--steps", "1")) == 2
     assert "needs --dst" in capsys.readouterr().err
 
 
-def test_export_records_the_base(toy_base, astronaut_faceset, tmp_path):
+def test_export_records_the_base(toy_base, astronaut_faces, tmp_path):
     from realtime.swap.model_contract import read_model_info
 
     run = tmp_path / "run"
-    assert swapcam(_cli("--src", astronaut_faceset, "--out", run, "--base", toy_base, "--steps", "1")) == 0
+    assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "1")) == 0
     out = tmp_path / "m.onnx"
     assert swapcam(["export", str(run), "--out", str(out), "--consent", "public-domain test image"]) == 0
     meta = read_model_info(out).metadata
@@ -154,17 +167,17 @@ def test_the_shipped_base_is_small_fp16_and_leaves_s4_out():
     assert "s4" not in names and "s26" not in names and "helmet" not in names
 
 
-def test_whole_face_faceset_is_recut_to_full(astronaut_faceset, tmp_path):
+def test_whole_face_faceset_is_recut_to_full(astronaut_faces, tmp_path):
     """A faceset made with extract's defaults (whole_face) is re-cut to the full-face crop: the same pixels as
     aligning the source frame directly (within JPEG and resampling noise), landmarks moved with it."""
     import cv2
 
     from realtime.face.alignment import align_face
 
-    out, note = prepare_faces([str(astronaut_faceset)], tmp_path, "src", "full", 96, progress=False)
+    out, note = prepare_faces([str(astronaut_faces)], tmp_path, "src", "full", 96, progress=False)
     assert "re-cut" in note
     recut = Faceset.open(out)
-    assert recut.face_type == "full" and recut.resolution == 96 and len(recut) == len(Faceset.open(astronaut_faceset))
+    assert recut.face_type == "full" and recut.resolution == 96 and len(recut) == len(Faceset.open(astronaut_faces))
     rec = recut.records[7]
     cap = cv2.VideoCapture(rec.source)
     cap.set(cv2.CAP_PROP_POS_FRAMES, rec.frame)
@@ -174,19 +187,19 @@ def test_whole_face_faceset_is_recut_to_full(astronaut_faceset, tmp_path):
     assert np.abs(direct.image.astype(float) - recut.load_image(rec)).mean() < 6.0
     assert np.allclose(direct.aligned_landmarks68, rec.aligned_points(), atol=0.05)
     # a second call finds the re-cut faces there (resumable), and a tighter crop cannot hold a wider one
-    assert prepare_faces([str(astronaut_faceset)], tmp_path, "src", "full", 96, progress=False)[0] == out
+    assert prepare_faces([str(astronaut_faces)], tmp_path, "src", "full", 96, progress=False)[0] == out
     from training.faceset import FacesetError
 
     with pytest.raises(FacesetError, match="extract the faces again"):
         recut_faceset(recut, tmp_path / "head", "head", 96, progress=False)
 
 
-def test_pasted_skin_changes_the_face_but_not_eyes_mouth_or_background(astronaut_faceset, grace_hopper_faceset):
+def test_pasted_skin_changes_the_face_but_not_eyes_mouth_or_background(astronaut_faces, grace_hopper_faces):
     from realtime.face.regions import face_region, mouth_hole
     from training.faceset_mesh import faceset_meshes
     from training.identity_pool import eye_holes, paste_skin
 
-    a, g = Faceset.open(astronaut_faceset), Faceset.open(grace_hopper_faceset)
+    a, g = Faceset.open(astronaut_faces), Faceset.open(grace_hopper_faces)
     ma, mg = faceset_meshes(a, progress=False), faceset_meshes(g, progress=False)
     ra, rg = a.records[0], g.records[0]
     face = a.load_image(ra).astype(np.float32) / 255.0

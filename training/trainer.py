@@ -356,6 +356,66 @@ def check_resume(ckpt, model_cfg: ModelConfig, face_type: str, crop_scale: float
                          f"{crop_scale:g}: resume with facesets of the same --crop-scale, or choose a new --out folder")
 
 
+def choose_model(cfg: TrainConfig, data, ckpt) -> tuple[ModelConfig, object]:
+    """The model a run builds and the base it starts from (None unless a new run from a base): a resumed run
+    keeps its own model (one started from a base needs the base no more); a new run from a base takes the
+    base's; otherwise the command line's. Refuses a checkpoint or base that does not fit the data."""
+    if ckpt is not None and ckpt.run_config.get("base"):
+        check_resume(ckpt, ckpt.model_config, data.face_type, data.crop_scale)
+        return ckpt.model_config, None
+    if ckpt is None and cfg.base:
+        base = load_base(cfg.base)
+        if (data.face_type, data.crop_scale) != (base.face_type, base.crop_scale):
+            raise TrainError(f"the base was trained on {base.face_type} faces (crop scale {base.crop_scale:g}); "
+                             f"{cfg.src} holds {data.face_type} faces (crop scale {data.crop_scale:g}): adapt them first "
+                             "(`swapcam train` does so for a faceset or video given as --src)")
+        return base.model_config, base
+    model_cfg = cfg.model_config(data.resolution)
+    if ckpt is not None:
+        check_resume(ckpt, model_cfg, data.face_type, data.crop_scale)
+    return model_cfg, None
+
+
+def restore(ckpt, cfg: TrainConfig, rt: Runtime, model, opt, disc=None, disc_opt=None) -> int:
+    """Load a checkpoint's weights, optimiser (when the same parts train), discriminator and RNG state into
+    this run; returns the step it resumes at. This run's --lr and weight decay win over the saved ones."""
+    model.load_state_dict(ckpt.model_state)
+    same_parts = ckpt.run_config.get("train_parts", "all") == cfg.train_parts
+    if ckpt.optimizer_state is not None and same_parts:
+        opt.load_state_dict(ckpt.optimizer_state)
+        for group in opt.param_groups:
+            group.update(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif rt.main:  # weights alone (e.g. collected from a GPU run), or other parts train now
+        why = "holds weights without optimiser state" if same_parts else "trained other parts"
+        print(f"swapcam train: {ckpt.path} {why}; AdamW restarts", flush=True)
+    if disc is not None and "disc" in ckpt.extra:
+        disc.load_state_dict(ckpt.extra["disc"])
+        disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
+        for group in disc_opt.param_groups:
+            group.update(lr=cfg.lr)
+    if ckpt.extra.get("rng"):
+        set_rng_state(ckpt.extra["rng"])
+    return ckpt.step
+
+
+def make_preview_batch(data, model_cfg: ModelConfig, seed: int, rt: Runtime) -> dict[str, torch.Tensor]:
+    """The fixed faces preview.png shows, on the training device: the run's own (unaugmented), and for a
+    src-only run the package faces to swap (``preview_faces``); prior models also get the reference warped
+    onto each face swapped (``dst_prior``)."""
+    batch = data.preview_batch(model_cfg.resolution, seed)
+    if "dst_target" not in batch:
+        batch["preview_faces"] = torch.from_numpy(preview_faces(data.face_type, model_cfg.resolution,
+                                                                data.crop_scale)).permute(0, 3, 1, 2).float() / 255.0
+    if data.reference is not None:
+        from training.prior import dst_priors
+
+        shown = batch.get("dst_target", batch.get("preview_faces"))
+        faces = (shown.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        priors = dst_priors(data.reference, np.ascontiguousarray(faces))
+        batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
+    return to_device(batch, rt)
+
+
 def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
     """Rank 0 decides when to stop and save; every rank follows (same step on all ranks)."""
     if rt.world == 1:
@@ -388,21 +448,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    base = None
-    if ckpt is not None and ckpt.run_config.get("base"):  # a run started from a base: its model is the base's
-        model_cfg = ckpt.model_config
-        check_resume(ckpt, model_cfg, data.face_type, data.crop_scale)
-    elif ckpt is None and cfg.base:
-        base = load_base(cfg.base)
-        model_cfg = base.model_config
-        if (data.face_type, data.crop_scale) != (base.face_type, base.crop_scale):
-            raise TrainError(f"the base was trained on {base.face_type} faces (crop scale {base.crop_scale:g}); "
-                             f"{cfg.src} holds {data.face_type} faces (crop scale {data.crop_scale:g}): adapt them first "
-                             "(`swapcam train` does so for a faceset or video given as --src)")
-    else:
-        model_cfg = cfg.model_config(data.resolution)
-        if ckpt is not None:
-            check_resume(ckpt, model_cfg, data.face_type, data.crop_scale)
+    model_cfg, base = choose_model(cfg, data, ckpt)
     train_parts, resets = parse_parts(cfg.train_parts), parse_parts(cfg.reset_parts)
     if model_cfg.arch != "df" and train_parts != PARTS:
         raise TrainError("only the df architecture trains some parts alone: use --train-parts all")
@@ -420,25 +466,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     disc = PatchDiscriminator().to(rt.device) if cfg.gan_power > 0 else None
     opt = build_optimizer(trainable, cfg, rt)
     disc_opt = build_optimizer(disc.parameters(), cfg, rt, weight_decay=0.0) if disc else None
-    start_step = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt.model_state)
-        same_parts = ckpt.run_config.get("train_parts", "all") == cfg.train_parts
-        if ckpt.optimizer_state is not None and same_parts:
-            opt.load_state_dict(ckpt.optimizer_state)
-            for group in opt.param_groups:  # the state dict carries the old run's settings: this run's --lr wins
-                group.update(lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif rt.main:  # weights alone (e.g. collected from a GPU run), or other parts train now
-            why = "holds weights without optimiser state" if same_parts else "trained other parts"
-            print(f"swapcam train: {ckpt_path} {why}; AdamW restarts", flush=True)
-        if disc is not None and "disc" in ckpt.extra:
-            disc.load_state_dict(ckpt.extra["disc"])
-            disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
-            for group in disc_opt.param_groups:
-                group.update(lr=cfg.lr)
-        start_step = ckpt.step
-        if ckpt.extra.get("rng"):
-            set_rng_state(ckpt.extra["rng"])
+    start_step = restore(ckpt, cfg, rt, model, opt, disc, disc_opt) if ckpt is not None else 0
     model = model.to(memory_format=torch.channels_last)
     net = model
     if rt.world > 1:
@@ -450,20 +478,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
 
     data.prepare(model_cfg, out, rt.main and cfg.progress)
-    preview_batch = None
-    if rt.main:
-        preview_batch = data.preview_batch(model_cfg.resolution, cfg.seed)
-        if "dst_target" not in preview_batch:  # src only: preview the swap of the package faces
-            preview_batch["preview_faces"] = torch.from_numpy(preview_faces(data.face_type, model_cfg.resolution,
-                                                                            data.crop_scale)).permute(0, 3, 1, 2).float() / 255.0
-        if data.reference is not None:  # the preview's swap needs the reference warped onto each face swapped
-            from training.prior import dst_priors
-
-            shown = preview_batch.get("dst_target", preview_batch.get("preview_faces"))
-            faces = (shown.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            priors = dst_priors(data.reference, np.ascontiguousarray(faces))
-            preview_batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
-        preview_batch = to_device(preview_batch, rt)
+    preview_batch = make_preview_batch(data, model_cfg, cfg.seed, rt) if rt.main else None
     run_config = {**asdict(cfg), "face_type": data.face_type, "crop_scale": data.crop_scale,
                   "training_data": data.summaries(), "identity": cfg.identity or data.default_identity}
     if base is not None:
