@@ -60,6 +60,16 @@ def _swapcam(*args: str) -> list[str]:
     return [sys.executable, "-m", "swapcam", *args]
 
 
+def point_targets(plan: dict, spec) -> list[float]:
+    """The trainer CPU seconds at which a variant (``spec``: its args, or {"args", "points_at"}) is scored:
+    its own ``points_at``, else the plan's, else ``points`` evenly spaced up to ``budget_cpu_minutes``."""
+    minutes = (spec.get("points_at") if isinstance(spec, dict) else None) or plan.get("points_at")
+    if minutes:
+        return [m * 60.0 for m in minutes]
+    budget = plan["budget_cpu_minutes"] * 60.0
+    return [budget * (k + 1) / plan["points"] for k in range(plan["points"])]
+
+
 def run_variant(plan: dict, work: Path, name: str) -> dict:
     """Train, export and score one variant of ``plan`` at its equal CPU-time points; returns its state."""
     spec = plan["variants"][name]  # its extra arguments, or {"args": [...], "points_at": [...]}
@@ -67,14 +77,10 @@ def run_variant(plan: dict, work: Path, name: str) -> dict:
     state_path = work / name / "points.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"args": extra, "cpu_s": 0.0, "steps": 0,
                                                                             "points": []}
-    budget = plan["budget_cpu_minutes"] * 60.0
     run_dir = work / name / "run"
     train = ["train", "--src", plan["src"], *(["--dst", plan["dst"]] if plan.get("dst") else []), "--out", str(run_dir),
              *plan["common"], *extra]
-    points_at = spec.get("points_at") if isinstance(spec, dict) else None
-    targets = [m * 60.0 for m in points_at or plan.get("points_at", [])] or [budget * (k + 1) / plan["points"]
-                                                                             for k in range(plan["points"])]
-    for target_s in targets:
+    for target_s in point_targets(plan, spec):
         if any(p["cpu_s"] >= target_s * 0.98 for p in state["points"]):
             continue
         if target_s == 0 and ("--from-scratch" in extra or state["points"]):
