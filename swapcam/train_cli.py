@@ -30,8 +30,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.description = __doc__.split("\n\n")[0]
     p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the target "
                 "decoder trains (lr 3e-4 after a 20-step warm-up, batch 16, 192 px full face) and no dst faces are "
-                "needed; that step costs about 1.3 CPU-s on one thread against 3.0 for a from-scratch step, so a "
-                "10-minute budget buys about twice the steps (docs/base.md, with what it scores on unseen users). "
+                "needed: the cheapest step, 1.0-1.3 CPU-s on one thread against 2.9-3.0 from scratch (572 against 202 "
+                "steps in 10 CPU-minutes; docs/base.md, with what it scores on unseen users, short of its goals). "
                 "--from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part trains: the "
                 "fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the facesets' size, "
                 "was that study's worst on identity.")
