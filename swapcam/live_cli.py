@@ -101,6 +101,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hold", type=int, default=3, help="frames a lost face is held")
     g.add_argument("--fade", type=int, default=6, help="frames a lost face then fades out over")
 
+    g = parser.add_argument_group("occlusion (hands, glasses, microphones, cups in front of the face stay on top)")
+    g.add_argument("--occlusion", choices=("on", "off"), default="on",
+                   help="find what is in front of each face with the occlusion model and keep it over the swap "
+                        "(o toggles it in the window)")
+    g.add_argument("--occlusion-model", type=Path, default=None,
+                   help="occlusion model (default: the shipped models/occlusion.onnx)")
+
     g = parser.add_argument_group("merge")
     g.add_argument("--mask", choices=MASK_MODES, default=d.mask, help="model masks to use")
     g.add_argument("--hull", action="store_true", help="also limit the mask to the landmark hull")
@@ -167,6 +174,18 @@ def _load_models(args) -> list:
         _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
         swappers.append(swapper)
     return swappers
+
+
+def _load_occlusion(args):
+    """The occlusion stage --occlusion asks for (None when off); says which model it runs."""
+    if args.occlusion != "on":
+        _say("occlusion: off (hands, glasses and objects in front of the face are painted over; --occlusion on)")
+        return None
+    from realtime.merging.occlusion import open_occlusion
+
+    masker = open_occlusion(args.occlusion_model)
+    _say(f"occlusion: on, {masker.describe()} (--occlusion off, or o in the window, turns it off)")
+    return masker
 
 
 def _announce_provenance(swappers: list) -> None:
@@ -314,6 +333,7 @@ def main(args: argparse.Namespace) -> int:
                               blur=args.blur, color=args.color,
                               opacity=args.opacity, sharpen=args.sharpen).validate()
         swappers = _load_models(args)
+        occlusion = _load_occlusion(args)
     except (FileNotFoundError, ModelContractError, ValueError) as exc:
         return _fail(str(exc))
     _announce_provenance(swappers)
@@ -325,9 +345,9 @@ def main(args: argparse.Namespace) -> int:
         swappers, max_faces=args.max_faces, largest_only=args.largest_only, merge=merge,
         smoother=LandmarkSmoother(args.min_cutoff, args.beta, enabled=not args.no_smoothing),
         mask_smoothing=args.mask_smoothing, color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade,
-        landmark_max_side=args.landmark_max_side)
+        landmark_max_side=args.landmark_max_side, occlusion=occlusion)
     pipeline = None
-    actions = {"quit": lambda: pipeline.stop(), "bypass": processor.toggle_bypass,
+    actions = {"quit": lambda: pipeline.stop(), "bypass": processor.toggle_bypass, "occlusion": processor.toggle_occlusion,
                "next_model": processor.next_model, "prev_model": processor.prev_model}
     try:
         sinks = _make_sinks(args, float(getattr(source, "fps", args.fps) or args.fps), actions)
@@ -346,7 +366,7 @@ def main(args: argparse.Namespace) -> int:
         _say(f"processing: {'split in two threads' if pipeline.split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")
     _stop_on_signals()
-    _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
+    _say("running — Ctrl-C stops" + (" (window keys: b bypass, o occlusion, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
     try:
         stats = pipeline.run(max_frames=args.max_frames)
