@@ -184,3 +184,15 @@ def test_keep_leaves_the_users_pixels_exactly_and_the_rest_swapped(astronaut, sw
     assert (plain[core] != astronaut[core]).any(1).mean() > 0.5, "the swap did cover that band without keep"
     elsewhere = (full == 0) & (plain != astronaut).any(2)
     assert np.array_equal(kept[elsewhere], plain[elsewhere]), "keep changed pixels away from its mask"
+
+
+def test_a_face_box_outside_the_frame_blends_nothing_and_returns_matching_shapes(astronaut, swapped):
+    """A face whose kept mask leaves only a sliver beyond the frame's edge: the returned weight fits its slices."""
+    aligned, out = swapped
+    frame = astronaut.copy()
+    far = aligned.matrix.copy()
+    far[0, 2] += 5000.0  # frame -> aligned: the crop now lies far left of the frame, at the same height
+    merger = Merger(MergeSettings(), mask_smoothing=1.0, color_smoothing=1.0)
+    weight, sl = merger.merge(frame, 0, aligned.image, far, out.face[0], out.face_mask[0], out.celeb_mask[0])
+    assert weight.shape == frame[sl].shape[:2]
+    assert np.array_equal(frame, astronaut)
