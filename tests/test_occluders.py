@@ -73,3 +73,18 @@ def test_training_synthesis_labels_what_it_pastes(astronaut_face):
         assert small.shape == (64, 64, 3) and target.shape == weight.shape == (64, 64)
         assert 0.0 <= target.min() and target.max() <= 1.0
     assert labelled >= 8
+
+
+def test_drawn_facial_hair_stays_below_the_nose_and_is_not_labelled(astronaut_face):
+    from realtime.face.alignment import align_face
+    from training.occlusion_synth import facial_hair
+
+    frame, lmk = astronaut_face
+    face = align_face(frame, lmk, 128, "full")
+    pts = face.aligned_landmarks68
+    changed = np.zeros((128, 128), bool)
+    for seed in range(6):
+        out = facial_hair(face.image, pts, np.random.default_rng(seed))
+        changed |= np.abs(out.astype(int) - face.image.astype(int)).max(2) > 10
+    assert changed.sum() > 50
+    assert not changed[: int(pts[30, 1]) - 2].any(), "facial hair drawn above the nose tip"

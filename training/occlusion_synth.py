@@ -12,7 +12,9 @@ themselves or drawn procedurally:
   quads, skin from another training face); superellipse glasses (lens exponent, size, frame thickness
   drawn from continuous ranges, tinted lenses with reflections, bridge and temples; the lens counts as the
   occluder); sticks with or without a head (pens, microphones, straps); rounded slabs and cylinders
-  (phones, cups, cards); random-walk hair strands.
+  (phones, cups, cards); random-walk hair strands;
+- as part of the FACE (unlabelled): side light, shadows and shine, and drawn moustaches and beards, so that
+  neither a shadow nor a moustache is taken for an occluder.
 
 ``synthesize(face, aligned_landmarks, bank, rng)`` pastes 0-3 of them (placed mostly over the face) and
 returns the image and the label at the crop's resolution; ``augment_and_resize`` then jitters alignment,
@@ -31,6 +33,7 @@ import numpy as np
 TRAIN_SEED_LIMIT = 1_000_000
 KIND_WEIGHTS = {"hand": 0.26, "glasses": 0.2, "blob": 0.14, "stick": 0.13, "slab": 0.12, "hair": 0.15}
 NO_OCCLUDER = 0.15  # share of samples with nothing pasted (the bare face teaches what is NOT an occluder)
+FACIAL_HAIR = 0.25  # share of faces given a drawn moustache or beard, as face (not occluder)
 
 
 def check_seed(seed: int) -> int:
@@ -467,11 +470,51 @@ def _lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def facial_hair(image: np.ndarray, aligned_landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` with a drawn moustache (and sometimes its sides down to the jaw, a goatee or a beard) of dense
+    short strokes: part of the face, NOT an occluder (so that a real moustache is not taken for hair strands)."""
+    pts = np.asarray(aligned_landmarks, np.float64)
+    s = image.shape[0]
+    iod = float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0)))
+    zones = [np.vstack([pts[31:36], pts[54], pts[53:48:-1], pts[48]])]  # nose base to the upper lip
+    if rng.random() < 0.4:  # the sides, down past the mouth corners
+        zones += [np.vstack([pts[48], pts[59], pts[5] * 0.35 + pts[48] * 0.65, pts[48] + [-0.12 * iod, 0]]),
+                  np.vstack([pts[54], pts[55], pts[11] * 0.35 + pts[54] * 0.65, pts[54] + [0.12 * iod, 0]])]
+    if rng.random() < 0.3:  # a goatee or a full beard
+        zones.append(np.vstack([pts[57], pts[58], pts[6], pts[7], pts[8], pts[9], pts[10], pts[56]]) if rng.random() < 0.5
+                     else np.vstack([pts[3:14], pts[54], pts[57], pts[48]]))
+    zone = np.zeros((s, s), np.uint8)
+    for z in zones:
+        cv2.fillPoly(zone, [np.round(z * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+    ys, xs = np.nonzero(zone)
+    if not len(xs):
+        return image
+    hsv = np.array([[[rng.uniform(0, 25), rng.uniform(10, 150), rng.uniform(10, 140)]]], np.uint8)
+    base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+    hair = np.zeros((s, s), np.uint8)
+    colour = np.zeros_like(image)
+    for _ in range(int(len(xs) * rng.uniform(0.3, 0.9))):
+        k = rng.integers(len(xs))
+        a = rng.normal(math.pi / 2, 0.5) * (1 if xs[k] > pts[51, 0] else -1) + (0 if xs[k] > pts[51, 0] else math.pi)
+        length = rng.uniform(0.04, 0.12) * iod
+        p0 = (xs[k], ys[k])
+        p1 = (int(xs[k] + length * math.cos(a)), int(ys[k] + length * math.sin(a)))
+        tone = tuple(int(v) for v in np.clip(base * rng.uniform(0.7, 1.3), 0, 255))
+        cv2.line(colour, p0, p1, tone, 1, cv2.LINE_AA)
+        cv2.line(hair, p0, p1, int(rng.uniform(150, 255)), 1, cv2.LINE_AA)
+    colour = cv2.GaussianBlur(colour, (3, 3), 0)
+    hair = cv2.GaussianBlur(hair, (3, 3), 0)
+    a_ = (np.minimum(hair.astype(np.float32) * 1.6, cv2.GaussianBlur(zone, (5, 5), 0)) / 255.0)[..., None]
+    return (colour * a_ + image * (1 - a_)).astype(np.uint8)
+
+
 def synthesize(face: np.ndarray, aligned_landmarks: np.ndarray, bank: TextureBank,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``face`` (S, S, 3) uint8 with 0-3 synthetic occluders pasted on it -> (image, label (S, S) float32 in [0, 1])."""
     s = face.shape[0]
     image = _lighting(face, rng) if rng.random() < 0.5 else face.copy()
+    if rng.random() < FACIAL_HAIR:
+        image = facial_hair(image, aligned_landmarks, rng)
     label = np.zeros((s, s), np.float32)
     if rng.random() < NO_OCCLUDER:
         return image, label
