@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "occlusion-train": ("swapcam.occlusion_train_cli", "train the occlusion model (hands, glasses, objects in front of the face)"),
     "occlusion-export": ("swapcam.occlusion_export_cli", "export the occlusion model as ONNX with its training record"),
     "live": ("swapcam.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
+    "app": ("swapcam.app_cli", "the desktop window: preview, source, targets, controls, outputs (+ control API)"),
     "bench": ("swapcam.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
     "eval": ("swapcam.eval_cli", "measure swap quality: identity, pose/expression, stability"),
     "verify": ("swapcam.verify_cli", "does a video or image carry swapcam's watermark? (model fingerprint, time)"),

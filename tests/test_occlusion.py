@@ -177,3 +177,42 @@ def test_real_glasses_are_kept_and_bare_eyes_are_not(masker, still_landmarker, n
         assert marked > 0.3, f"{name} {index}: {marked:.2f} of the eye band kept"
     else:
         assert marked < 0.05, f"{name} {index}: {marked:.2f} of the bare eye band marked"
+
+
+def test_the_live_settings_drive_the_stage_key_option_and_session(masker, astronaut, astronaut_landmarks, tmp_path):
+    """One table entry: ``--occlusion off`` maps to the setting, ``o`` toggles it, and a running session applies it
+    on the next frame (the hand drawn over the face is kept while it is on, painted over once it is off)."""
+    import argparse
+
+    import cv2
+
+    from measure.eval_metrics import face_box_mask
+    from realtime import live_settings
+    from realtime.frames.sources import ImageFolderSource
+    from realtime.session import LiveSession
+    from tests.fixtures.sessions import frame_after
+
+    assert live_settings.HOTKEYS["o"] == "occlusion" and live_settings.defaults()["occlusion"] is True
+    assert live_settings.from_args(argparse.Namespace(occlusion="off"))["occlusion"] is False
+    assert live_settings.from_args(argparse.Namespace(occlusion=None))["occlusion"] is True
+    occluded, label = OccluderTrack("hand", segment=20).render(9, astronaut, astronaut_landmarks)
+    (tmp_path / "stills").mkdir()
+    cv2.imwrite(str(tmp_path / "stills" / "hand.png"), occluded)
+    inside = label & face_box_mask(astronaut.shape, astronaut_landmarks, grow=0.0)
+    assert inside.sum() > 2000
+
+    def kept(image: np.ndarray) -> float:
+        return float((np.abs(image.astype(int) - occluded.astype(int)).max(2) <= 8)[inside].mean())
+
+    session = LiveSession(ImageFolderSource(tmp_path / "stills", fps=30, loop=True), [PHOTO], occlusion=masker)
+    try:
+        session.start()
+        on = frame_after(session, session.version, settle=3)
+        assert on.info.faces == 1 and session.processor.occlusion_on is True
+        assert session.toggle("occlusion").endswith("off")
+        off = frame_after(session, session.version, settle=3)
+        assert session.processor.occlusion_on is False and session.settings["occlusion"] is False
+    finally:
+        session.close()
+    assert kept(on.image) >= 0.85, f"{kept(on.image):.2f} of the hand kept with occlusion on"
+    assert kept(off.image) < 0.6, f"{kept(off.image):.2f} of the hand kept with occlusion off"
