@@ -89,7 +89,7 @@ demo-eval: install eval-facesets
 OCC := $(WORK)/occ
 OCC_FACESETS := $(OCC)/fs_stills $(OCC)/fs_congress $(OCC)/fs_grid_s1 $(OCC)/fs_grid_s4
 OCC_FIRST_STEPS ?= 1500
-OCC_STEPS ?= 6000
+OCC_STEPS ?= 5000
 OCC_CREDITS := Faces: Face Research Lab London Set, CC BY 4.0, DeBruine & Jones (2017) doi:10.6084/m9.figshare.5047666; webmorphR.stim Lisa stills and 'canada' set, CC BY 4.0, DeBruine & Jones doi:10.6084/m9.figshare.4220517.v1; GRID corpus speakers s1 and s4, CC BY 4.0, Cooke et al. (2006) doi:10.5281/zenodo.3625687; official portraits of members of the US Congress from the Biographical Directory of the United States Congress, as collected by the voteview project (UCLA) member_photos repository, believed public domain, used as training data only (all resized; occluders synthetic)
 
 $(OCC)/fs_stills/faceset.jsonl: | install
@@ -106,8 +106,8 @@ occlusion-model: install occlusion-facesets
 	$(BIN)/swapcam occlusion-train --facesets $(OCC)/fs_stills $(OCC)/fs_grid_s1 $(OCC)/fs_grid_s4 --out $(OCC)/run_first \
 		--steps $(OCC_FIRST_STEPS)
 	$(BIN)/swapcam occlusion-export $(OCC)/run_first --out $(OCC)/first.onnx --credits "$(OCC_CREDITS)"
-	$(BIN)/swapcam occlusion-train --facesets $(OCC_FACESETS) --out $(OCC)/run --steps $(OCC_STEPS) \
-		--glasses-model $(OCC)/first.onnx
+	$(BIN)/swapcam occlusion-train --facesets $(OCC_FACESETS) --weights 0.35 0.35 0.15 0.15 --out $(OCC)/run \
+		--steps $(OCC_STEPS) --glasses-model $(OCC)/first.onnx
 	$(BIN)/swapcam occlusion-export $(OCC)/run --out models/occlusion.onnx --credits "$(OCC_CREDITS)"
 
 # The occlusion eval on the held-out clips, both swap kinds, occlusion off (today's swap) and on
