@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"occlusion_figure: {exc}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_image(args.out, figure)
+    write_image(args.out, figure, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {args.out}")
     return 0
 

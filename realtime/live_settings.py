@@ -126,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bypass", bool, False, "Bypass (show the camera as it is)",
             "Show the input unchanged: no swap, the feed keeps running (the output is still marked).",
             "processor", key="b", group="swap"),
-    Setting("occlusion", bool, True, "Occlusion mask (keep hands, glasses in front)",
+    Setting("occlusion", bool, True, "Occlusion mask",
             "Keep what is in front of the face (hands, glasses, a microphone, a mug, a phone, hair) over the swap: "
             "the occlusion model marks it on each face and the merge leaves those pixels the camera's.",
             "processor", field="occlusion_on", arg="occlusion", key="o", group="swap"),
