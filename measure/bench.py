@@ -37,6 +37,7 @@ COMPARE_KEYS = {
     "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
+    "eyes": "the user's own eyes between the swapped lids (user) or the swap's own (model)",
 }
 
 
@@ -57,6 +58,7 @@ class BenchConfig:
     split: bool | None = None  # None: the pipeline decides
     mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
     crop_scale: float | None = None  # None: the model's (metadata, else 1)
+    eyes: str = "user"  # the processor's eye pass-through (realtime.face.eyes)
     name: str = ""
 
     def session_key(self) -> tuple:
@@ -129,6 +131,13 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
             return replace(config, crop_scale=check_crop_scale(value))
         except ValueError as exc:
             raise BenchError(f"crop_scale={value!r}: {exc}") from None
+    if key == "eyes":
+        from realtime.face.eyes import check_eyes
+
+        try:
+            return replace(config, eyes=check_eyes(value))
+        except ValueError as exc:
+            raise BenchError(f"eyes={value!r}: {exc}") from None
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -263,7 +272,7 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
     except ValueError as exc:  # ModelContractError, ReferenceError (a bad photo), unknown provider
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
-                                  merge=MergeSettings(color=config.color).validate())
+                                  merge=MergeSettings(color=config.color).validate(), eyes=config.eyes)
     from realtime.marking.marker import OutputMarker
 
     marker = OutputMarker.for_swappers(lambda: processor.swapper) if config.mark else None

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from realtime.face.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
+from realtime.face.eyes import EyePassThrough, check_eyes
 from realtime.merging.merge import Merger, MergeSettings
 from realtime.face.smoothing import FaceHold, LandmarkSmoother
 from realtime.frames.sources import Frame
@@ -29,13 +30,15 @@ class FaceSwapProcessor:
     swappers: one or more swappers (``FaceSwapper``, ``PhotoSwapper``; next/previous switch between them);
     landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
     smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
-    hold / fade: frames a lost face is held, then faded out.
+    hold / fade: frames a lost face is held, then faded out;
+    eyes: 'user' (the user's own eyes between the swapped lids: blinks and gaze follow the user) or 'model'
+    (the swap's own eyes); see ``realtime.face.eyes``.
     """
 
     def __init__(self, swappers: list, *, landmarker=None, max_faces: int = 1, largest_only: bool = False,
                  merge: MergeSettings | None = None, smoother: LandmarkSmoother | None = None,
                  mask_smoothing: float = 0.5, color_smoothing: float = 0.2, hold: int = 3, fade: int = 6,
-                 landmark_max_side: int = 1920) -> None:
+                 landmark_max_side: int = 1920, eyes: str = "user") -> None:
         if not swappers:
             raise ValueError("at least one model is needed")
         self.swappers = list(swappers)
@@ -55,6 +58,7 @@ class FaceSwapProcessor:
         self.merger = Merger(self.merge_settings, mask_smoothing=mask_smoothing, color_smoothing=color_smoothing)
         self.hold = FaceHold(hold, fade)
         self.bypass = False
+        self.eyes = EyePassThrough(check_eyes(eyes))
         self.last_landmarks: dict[int, np.ndarray] = {}  # smoothed 68-point landmarks of the last frame
         # per face merged in the last rendered frame: (blend weight (h, w) float32 on its ROI, ROI slices)
         self.last_blend: list[tuple[np.ndarray, tuple[slice, slice]]] = []
@@ -66,6 +70,9 @@ class FaceSwapProcessor:
     def toggle_bypass(self) -> str:
         self.bypass = not self.bypass
         return "bypass ON (original frame)" if self.bypass else "bypass off"
+
+    def toggle_eyes(self) -> str:
+        return self.eyes.toggle()
 
     def select_model(self, step: int) -> str:
         """Switch to the next (+1) or previous (-1) model; resets per-face temporal state of the merge."""
@@ -115,18 +122,17 @@ class FaceSwapProcessor:
             crops[i] = warp_to_aligned(image, m, r)
         t2 = time.perf_counter()
         timings["align"] = (t2 - t1) * 1000
-        if getattr(swapper, "needs_mesh", False):
-            meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)])
-            result = swapper.get(crops, meshes.astype(np.float32))
-        else:
-            result = swapper.get(crops)
+        meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)]).astype(np.float32)
+        keeps = self.eyes.prepare(swapper, [fid for fid, *_ in draws], meshes, r)
+        result = swapper.get(crops, meshes) if getattr(swapper, "needs_mesh", False) else swapper.get(crops)
         t3 = time.perf_counter()
         timings["swap"] = (t3 - t2) * 1000
         out = image.copy()
         for i, (fid, _, _, opacity) in enumerate(draws):
             aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
-                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
+                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity,
+                                                     keep=None if keeps is None else keeps[i]))
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

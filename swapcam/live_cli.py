@@ -112,6 +112,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--color", choices=MODES, default=d.color, help="colour transfer onto the swapped face")
     g.add_argument("--opacity", type=float, default=d.opacity, help="0..1 strength of the swap")
     g.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask amount on the swapped face (0 = off)")
+    g.add_argument("--eyes", choices=("user", "model"), default="user",
+                   help="user: the user's own eyes between the swapped lids, so blinks and gaze follow the user "
+                        "(for trained models too); model: the swap's own eyes (key e switches)")
 
     g = parser.add_argument_group("run")
     g.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames")
@@ -325,10 +328,10 @@ def main(args: argparse.Namespace) -> int:
         swappers, max_faces=args.max_faces, largest_only=args.largest_only, merge=merge,
         smoother=LandmarkSmoother(args.min_cutoff, args.beta, enabled=not args.no_smoothing),
         mask_smoothing=args.mask_smoothing, color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade,
-        landmark_max_side=args.landmark_max_side)
+        landmark_max_side=args.landmark_max_side, eyes=args.eyes)
     pipeline = None
     actions = {"quit": lambda: pipeline.stop(), "bypass": processor.toggle_bypass,
-               "next_model": processor.next_model, "prev_model": processor.prev_model}
+               "next_model": processor.next_model, "prev_model": processor.prev_model, "eyes": processor.toggle_eyes}
     try:
         sinks = _make_sinks(args, float(getattr(source, "fps", args.fps) or args.fps), actions)
     except (RuntimeError, ValueError) as exc:

@@ -129,7 +129,7 @@ def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, ex
     from realtime.swap.swappers import open_swapper
 
     model = open_swapper(exported_model).prepare()
-    processor = FaceSwapProcessor([hopper_swapper, model])
+    processor = FaceSwapProcessor([hopper_swapper, model], eyes="model")  # the swaps' own eyes: all of each face
     with_photo = processor.process(Frame(astronaut, 0, 0.0, 0.0, 0.0), {})[0]
     assert "astronaut.onnx" in processor.next_model()
     timings: dict[str, float] = {}

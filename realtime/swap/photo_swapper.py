@@ -30,7 +30,8 @@ from realtime.swap.reference import Reference, describe_reference, load_referenc
 from realtime.swap.shading import ShadingMatch
 from realtime.swap.swapper import SwapResult
 
-MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (gaze stays the photo's)
+MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (the live loop's eye
+# pass-through, realtime.face.eyes, shows the user's own eyeballs between the warped lids)
 # The aligned crop's side by default: the photo's own pixels across the crop (no finer: more pixels would
 # only interpolate it), rounded to 8 and held between these. The shipped London photo covers the crop with
 # 223 px: at 224 instead of 256 px a quarter fewer pixels per frame, and on GRID s26 (first 100 frames)

@@ -1,0 +1,205 @@
+"""Eyes from the user, on real faces: the eye measure reads real lids and irises, the swap's eyes are the
+user's own pixels (one-photo swap and trained model alike), a real blink stays closed in the output, and
+the output's iris follows the user's gaze."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from measure.eval_eyes import EyeTrack, eye_openness, iris_positions
+from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
+from realtime.face.eyes import MODEL_EYES, EyePassThrough, OpenEyes, check_eyes
+from realtime.face.regions import EYE_CONTOURS, EYE_LIDS, eye_opennesses
+from realtime.frames.sources import Frame
+from realtime.merging.merge import Merger, MergeSettings
+from realtime.processor import FaceSwapProcessor
+from realtime.swap.photo_swapper import PhotoSwapper
+from tests.fixtures.faces import shared_path
+
+
+@pytest.fixture(scope="module")
+def astronaut_photo(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    cv2.imwrite(str(path), astronaut)
+    return path
+
+
+@pytest.fixture(scope="module")
+def astronaut_swapper(astronaut_photo):
+    return PhotoSwapper(astronaut_photo).prepare()
+
+
+def closed_lids(points: np.ndarray) -> np.ndarray:
+    """A copy of the mesh with each upper lid point moved onto its lower partner (a shut eye's lid points)."""
+    out = np.array(points, np.float64, copy=True)
+    for pairs in EYE_LIDS:
+        for upper, lower in pairs:
+            out[upper, :2] = out[lower, :2]
+    return out
+
+
+def eye_interiors(shape: tuple, points: np.ndarray, erode: int = 2) -> np.ndarray:
+    """(H, W) bool: inside both eyes' lid contours, ``erode`` pixels in from them."""
+    mask = np.zeros(shape[:2], np.uint8)
+    for contour in EYE_CONTOURS:
+        cv2.fillPoly(mask, [np.round(points[contour, :2]).astype(np.int32)], 1)
+    return cv2.erode(mask, np.ones((2 * erode + 1,) * 2, np.uint8)).astype(bool)
+
+
+def test_eye_figures_on_a_real_face(astronaut, grace_hopper, still_landmarker):
+    for image in (astronaut, grace_hopper):
+        mesh = still_landmarker.detect(image)[0].mesh
+        assert 0.22 < eye_openness(mesh) < 0.45  # both look into the camera, eyes open
+        iris = iris_positions(mesh)
+        assert iris.shape == (2, 2) and np.abs(iris).max() < 0.15  # the irises sit near the eyes' middle
+        assert eye_openness(closed_lids(mesh)) < 0.03
+        assert iris_positions(mesh[:468]) is None  # no refined iris points: no gaze figure
+    track = EyeTrack()
+    mesh = still_landmarker.detect(astronaut)[0].mesh
+    for shut in (False, False, True, False):  # the output keeps its eyes open through the input's blink
+        track.add(closed_lids(mesh) if shut else mesh, mesh)
+    s = track.summary()
+    assert s["closed"]["frames"] == 1 and s["closed"]["input_openness"] < 0.03
+    assert s["closed"]["mean_abs_difference"] > 0.2 and s["iris_error_pct"]["frames"] == 3
+
+
+def test_closedness_follows_the_users_own_open_eyes(astronaut, still_landmarker):
+    mesh = still_landmarker.detect(astronaut)[0].points
+    open_eyes = OpenEyes()
+    for _ in range(5):
+        assert np.all(open_eyes.closedness(7, mesh) == 0.0)
+    shut = closed_lids(mesh)
+    assert np.all(open_eyes.closedness(7, shut) == 1.0)
+    half = mesh.copy()
+    for pairs in EYE_LIDS:  # lids half-way: between open (0) and closed (1)
+        for upper, lower in pairs:
+            half[upper, :2] = (mesh[upper, :2] + mesh[lower, :2]) / 2
+    assert np.all((open_eyes.closedness(7, half) > 0.1) & (open_eyes.closedness(7, half) < 0.9))
+    assert np.all(open_eyes.closedness(8, shut) == 0.0)  # a new face starts from its own eyes
+    open_eyes.forget([8])
+    assert np.all(open_eyes.closedness(7, mesh) == 0.0)
+    with pytest.raises(ValueError, match="user, model"):
+        check_eyes("photo")
+
+
+def test_the_merge_keeps_the_users_pixels_where_told(grace_hopper, still_landmarker):
+    face = still_landmarker.detect(grace_hopper)[0]
+    r = 128
+    m = align_matrix(face.landmarks68, r, "full")
+    crop = warp_to_aligned(grace_hopper, m, r)
+    painted = np.full_like(crop, (40, 200, 40))
+    ones = np.ones((r, r), np.float32)
+    keep = np.zeros((r, r), np.float32)
+    keep[36:60, 24:104] = 1.0  # about where the eyes are
+    frame = grace_hopper.copy()
+    Merger(MergeSettings(color="none")).merge(frame, 0, crop, m, painted, ones, ones, keep=keep)
+    inside = np.zeros((r, r), np.uint8)
+    inside[40:56, 28:100] = 1  # a little in from the kept box (the warp back interpolates at its edge)
+    back = cv2.warpAffine(inside, m, grace_hopper.shape[1::-1], flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST).astype(bool)
+    assert back.sum() > 500 and np.array_equal(frame[back], grace_hopper[back])  # the frame's own pixels, exactly
+    mouth = np.round(face.points[0]).astype(int)
+    assert (frame[mouth[1], mouth[0]] != grace_hopper[mouth[1], mouth[0]]).any()  # the rest is swapped
+
+
+@pytest.mark.parametrize("kind", ["photo", "model"])
+def test_the_swapped_face_shows_the_users_own_eyes(kind, astronaut_swapper, exported_model, grace_hopper,
+                                                   still_landmarker):
+    """Grace Hopper's eyes stay hers under the astronaut's face (photo or trained model); with eyes='model'
+    they are the swap's."""
+    from realtime.swap.swappers import open_swapper
+
+    swapper = astronaut_swapper if kind == "photo" else open_swapper(exported_model).prepare()
+    points = still_landmarker.detect(grace_hopper)[0].points
+    eyes = eye_interiors(grace_hopper.shape, points)
+    diffs = {}
+    for mode in ("user", "model"):
+        processor = FaceSwapProcessor([swapper], eyes=mode)
+        out = processor.process(Frame(grace_hopper, 0, 0.0, 0.0, 0.0), {})[0]
+        processor.close()
+        diff = np.abs(out.astype(np.float32) - grace_hopper.astype(np.float32)).mean(-1)
+        diffs[mode] = float(diff[eyes].mean())
+        cheek = np.round(points[205]).astype(int)
+        assert diff[cheek[1] - 3: cheek[1] + 4, cheek[0] - 3: cheek[0] + 4].mean() > 3.0  # the face is swapped
+    assert eyes.sum() > 200
+    assert diffs["user"] < 1.0 and diffs["model"] > 8.0, diffs
+
+
+def test_the_output_iris_follows_the_users_gaze(astronaut_swapper, grace_hopper, still_landmarker):
+    """Grace Hopper looking left and right (her eyes' insides shifted 6 px): with the user's eyes the output's
+    irises move with hers; with the photo's they stay nearly where the photo looks."""
+    points = still_landmarker.detect(grace_hopper)[0].points
+    inside = eye_interiors(grace_hopper.shape, points, erode=1)
+
+    def looking(dx: float) -> np.ndarray:
+        moved = cv2.warpAffine(grace_hopper, np.float32([[1, 0, dx], [0, 1, 0]]), grace_hopper.shape[1::-1],
+                               borderMode=cv2.BORDER_REPLICATE)
+        out = grace_hopper.copy()
+        out[inside] = moved[inside]
+        return out
+
+    def iris(image: np.ndarray) -> np.ndarray:
+        return iris_positions(still_landmarker.detect(image)[0].mesh)
+
+    left, right = looking(-6), looking(6)
+    moved_in = iris(left) - iris(right)
+    assert np.all(np.abs(moved_in[:, 0]) > 0.06)  # FaceMesh sees the gaze move (in eye widths)
+    follows = {}
+    for mode in ("user", "model"):
+        outs = []
+        for image in (left, right):
+            processor = FaceSwapProcessor([astronaut_swapper], eyes=mode)
+            outs.append(processor.process(Frame(image, 0, 0.0, 0.0, 0.0), {})[0])
+            processor.close()
+        moved_out = iris(outs[0]) - iris(outs[1])
+        follows[mode] = moved_out[:, 0] / moved_in[:, 0]  # per eye: share of the input's gaze shift
+    # measured: user 1.8 and 0.85, model 0.26 and 0.22
+    assert np.all(follows["user"] > 0.6) and np.all(follows["model"] < 0.45), follows
+
+
+def test_a_real_blink_stays_closed_in_the_output():
+    """GRID speaker s27 blinks at frames 53-56 (openness 0.04-0.10, open 0.24): with the user's eyes the
+    one-photo swap's eyes close with his (FaceMesh on the output), with the photo's they stay half open."""
+    from measure.eval_swap import swap_frames
+    from measure.evaluate import read_frames
+    from realtime.face.landmarks import FaceLandmarker
+
+    frames = list(read_frames(shared_path("video/grid_s27.mp4"), 58))
+    photo = "models/photos/london_063.jpg"
+    with FaceLandmarker() as lm:
+        inputs = [eye_openness(lm.detect(f)[0].mesh) for f in frames]
+    blink = [i for i in range(48, 58) if inputs[i] < 0.08]
+    assert blink, inputs[48:58]
+    shut = {}
+    for mode in ("user", "model"):
+        with FaceLandmarker() as lm:
+            outs = [eye_openness(lm.detect(out)[0].mesh) if i in blink else None
+                    for i, (out, _) in enumerate(swap_frames(frames, photo, eyes=mode))]
+        shut[mode] = float(np.mean([outs[i] for i in blink]))
+    closed_in = float(np.mean([inputs[i] for i in blink]))
+    assert shut["user"] < closed_in + 0.04 and shut["model"] > closed_in + 0.08, (closed_in, shut)
+
+
+def test_eye_switch_and_the_merge_keep_for_trained_models(exported_model, grace_hopper, still_landmarker):
+    from realtime.swap.swappers import open_swapper
+
+    model = open_swapper(exported_model)
+    eyes = EyePassThrough("user")
+    r = model.resolution
+    face = still_landmarker.detect(grace_hopper)[0]
+    mesh = transform_points(face.points, align_matrix(face.landmarks68, r, model.face_type))[None]
+    keep = eyes.prepare(model, [0], mesh, r).copy()  # the masks are a buffer the next call reuses
+    assert keep.shape == (1, r, r) and keep.max() == pytest.approx(1.0, abs=1e-3)
+    corners = np.round(mesh[0, [33, 263]]).astype(int)
+    assert keep[0, corners[0, 1], corners[0, 0]] > 0.3 and keep[0, 5, 5] == 0.0
+    # a shut eye also keeps the user's lids around it (beyond the opening's reach)
+    for _ in range(3):
+        eyes.prepare(model, [0], mesh, r)
+    shut_mesh = closed_lids(mesh[0])
+    shut = eyes.prepare(model, [0], shut_mesh[None], r)
+    without_lids = sum((a > 0.5).sum() for _, _, a in MODEL_EYES.alphas(shut_mesh, r, np.zeros(2)))
+    assert (shut[0] > 0.5).sum() > 1.3 * without_lids
+    assert "model" in eyes.toggle() and eyes.prepare(model, [0], mesh, r) is None
+    assert "user" in eyes.toggle()
+    assert np.all(eye_opennesses(mesh[0]) > 0.2)
