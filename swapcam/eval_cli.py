@@ -38,7 +38,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", default="rct", help="with --model: colour transfer mode of the merge")
     parser.add_argument("--eyes", choices=("user", "model"), default="user",
                         help="with --model: the user's own eyes between the swapped lids (default) or the swap's own")
+    parser.add_argument("--photo", action="append", default=[], metavar="KEY=VALUE",
+                        help="a one-photo swap setting for --model/--reference photos (repeat for more): "
+                             + ", ".join(PHOTO_SETTINGS))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+PHOTO_SETTINGS = {"forehead": float, "grow": float, "shading": float, "proportions": float, "resolution": int,
+                  "tone": str, "mouth": lambda v: {"on": True, "off": False}[v]}
+
+
+def photo_settings(items: list[str]) -> dict:
+    """['shading=0', 'tone=light'] -> {'shading': 0.0, 'tone': 'light'}; ValueError with the reason."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in PHOTO_SETTINGS:
+            raise ValueError(f"--photo {item!r}: write KEY=VALUE with KEY one of {', '.join(PHOTO_SETTINGS)}")
+        try:
+            out[key] = PHOTO_SETTINGS[key](value)
+        except (KeyError, ValueError):
+            raise ValueError(f"--photo {item!r}: bad value {value!r}") from None
+    return out
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -55,7 +76,7 @@ def _swapped(inputs: list, model: Path, args: argparse.Namespace):
 
     source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
     source.close()
-    swapper = open_swapper(model)
+    swapper = open_swapper(model, **photo_settings(args.photo))
     print(f"swapcam eval: {swapper.describe()}", flush=True)
     pairs, weight_pairs = itertools.tee(swap_frames(inputs, model, fps=source.fps, swapper=swapper,
                                                     merge=MergeSettings(color=args.color).validate(), eyes=args.eyes))

@@ -110,8 +110,9 @@ MODEL_EYES = EyeShapes(grow=0.12, feather=0.05)
 class EyePassThrough:
     """Which eyes the swap shows, 'user' or 'model' (see the module docstring), and the per-face state.
 
-    photo_shapes, model_shapes: the kept eyes for swappers that warp by the mesh (``needs_mesh``: the
-    one-photo swap) and for the others (trained models); None: PHOTO_EYES, MODEL_EYES.
+    photo_shapes, model_shapes: the kept eyes for swappers whose lids lie on the user's mesh (their
+    ``lids_on_mesh`` is True: the one-photo swap) and for the others (trained models); None: PHOTO_EYES,
+    MODEL_EYES.
     """
 
     def __init__(self, mode: str = "user", *, photo_shapes: EyeShapes | None = None,
@@ -134,7 +135,7 @@ class EyePassThrough:
         closed = [self.open_eyes.closedness(fid, mesh) for fid, mesh in zip(face_ids, meshes)]
         if self.mode != "user":
             return None
-        shapes = self.photo_shapes if getattr(swapper, "needs_mesh", False) else self.model_shapes
+        shapes = self.photo_shapes if getattr(swapper, "lids_on_mesh", False) else self.model_shapes
         n = len(meshes)
         if self._masks is None or self._masks.shape[1] != size or len(self._masks) < n:
             self._masks = np.zeros((max(n, 1), size, size), np.float32)

@@ -132,12 +132,13 @@ class PhotoSwapper:
     """
 
     needs_mesh = True
+    lids_on_mesh = True  # the photo's lids are warped onto the user's (realtime.face.eyes keeps the opening only)
     providers = ("OpenCV remap (CPU)",)
     crop_scale = 1.0  # the photo's crop is cut like the user's, both DeepFaceLab's crop of the face type
 
     def __init__(self, path: str | Path, *, resolution: int | None = None, face_type: str = DEFAULT_FACE_TYPE,
                  forehead: float = 0.5, grow: float = 0.02, shading: float = 0.25, proportions: float = 0.0,
-                 step: int = 2,
+                 tone: str = "ratio", mouth: bool = True, step: int = 2,
                  iterations: int = 4, landmarker=None, reference: Reference | None = None,
                  identity: str | None = None, consent: str | None = None) -> None:
         if resolution is not None and (resolution < 64 or resolution % 2):
@@ -149,6 +150,8 @@ class PhotoSwapper:
         self.forehead = float(forehead)
         self.grow = float(grow) * self._resolution
         self._shading = float(shading)
+        self._tone = tone
+        self.mouth = bool(mouth)
         self.proportions = float(proportions)
         self.identity = identity or self.reference.identity
         self.consent = consent or self.reference.consent
@@ -234,7 +237,7 @@ class PhotoSwapper:
         self._aligned_to_photo = compose(to_big, invert(crop_to_aligned))
         self.warp = MeshWarp(self._ref_points, r, step=step, iterations=iterations)
         self._shift_weights = (self.proportions * interior_weights(self._ref_points))[:, None].astype(np.float32)
-        self.shading = ShadingMatch(r, self._shading) if self._shading > 0 else None
+        self.shading = ShadingMatch(r, self._shading, model=self._tone) if self._shading > 0 else None
 
     # -- per frame ------------------------------------------------------------------------------
     def _hide_folds(self, celeb_mask: np.ndarray) -> None:
@@ -326,7 +329,8 @@ class PhotoSwapper:
                 self._hide_folds(celeb_mask[i])
             # minus the mouth opening and any hair in the forehead (outside the box the region is 0 already)
             keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)[box]
-            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)[box]
+            if self.mouth:
+                keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)[box]
             np.clip(keep, 0.0, 1.0, out=keep)
             if self.shading is not None:
                 usable = self._buffer("usable", (1, r, r))[0]
