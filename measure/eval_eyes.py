@@ -14,7 +14,8 @@ the swapped output frame, and compared per frame:
 
 ``EyeTrack`` collects the per-frame figures while ``measure.evaluate`` walks a clip; ``summary()`` gives
 the clip's figures: the correlation of output and input openness over the clip, the mean |difference|
-on the input's 10 % most-closed frames (the blinks), and the iris error.
+on the input's 10 % most-closed frames and on its blinks (openness under half the clip's median: a clip
+with few blinks has mostly open eyes among its 10 % most-closed frames), and the iris error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from realtime.face.regions import EYE_CORNERS, eye_opennesses
 IRIS_CENTRES = (468, 473)  # of the refined 478-point mesh, in the order of EYE_CORNERS
 IRIS_POINTS = 478  # a mesh without the refined iris points has no iris position
 CLOSED_SHARE = 0.10  # the input's most-closed frames that count as "closed-eye frames"
+BLINK_SHARE = 0.5  # and the frames whose input openness is below this share of the clip's median: blinks
 OPEN_SHARE = 0.6  # iris error on frames whose input openness is at least this share of the clip's median
 
 
@@ -102,6 +104,11 @@ class EyeTrack:
             closed = {"frames": int(k), "input_openness": float(a[idx].mean()),
                       "output_openness": float(b[idx].mean()),
                       "mean_abs_difference": float(np.abs(b[idx] - a[idx]).mean())}
+        blinks = {"frames": 0, "input_openness": None, "output_openness": None, "mean_abs_difference": None}
+        shut = a < BLINK_SHARE * np.median(a) if ok.any() else np.zeros(0, bool)
+        if shut.any():
+            blinks = {"frames": int(shut.sum()), "input_openness": float(a[shut].mean()),
+                      "output_openness": float(b[shut].mean()), "mean_abs_difference": float(np.abs(b - a)[shut].mean())}
         iris = self.iris_errors()
         fin = iris[np.isfinite(iris)]
         # what a fixed gaze would score: the input's iris positions against their median, on the same frames
@@ -118,6 +125,8 @@ class EyeTrack:
             "openness_mean_abs_difference": float(np.abs(b - a).mean()) if ok.any() else None,
             "closed": closed,
             "closed_share": CLOSED_SHARE,
+            "blinks": blinks,
+            "blink_share": BLINK_SHARE,
             "iris_error_pct": {"mean": float(fin.mean()) if fin.size else None,
                                "p95": float(np.percentile(fin, 95)) if fin.size else None,
                                "frames": int(fin.size), "fixed_gaze": spread},

@@ -1,13 +1,13 @@
 """Blink and gaze frames side by side: the input's eyes, then the swap under each compared setting (PNG).
 
-``python -m measure.eye_sheet VIDEO --model PHOTO_OR_MODEL --compare eyes=model,user --out docs/eyes.png``
+``python -m measure.eye_sheet VIDEO --model PHOTO_OR_MODEL [--model ...] --compare eyes=model,user --out docs/eyes.png``
 
 The frames are the input's ``--blinks`` most-closed frames (eye openness, ``measure.eval_eyes``) and its
 ``--gazes`` frames whose irises sit furthest from where they usually are (left, right, up or down), each at
 least ``--spacing`` frames apart. Every setting swaps the clip from its first frame through the live
 loop's own code (``measure.eval_swap.swap_frames``), so each column shows what that setting gives live.
 Each tile is a band across both eyes of the input's face, enlarged. One row per frame:
-input | setting 1 | setting 2 | ...; each row is labelled with the frame, its kind and the input's
+input | model 1 setting 1 | model 1 setting 2 | ... | model 2 setting 1 | ...; each row is labelled with the frame, its kind and the input's
 openness, the header names the settings.
 """
 
@@ -73,20 +73,23 @@ def pick_frames(meshes: list[np.ndarray | None], blinks: int, gazes: int, spacin
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
     out = tile.copy()
-    cv2.putText(out, text, (6, out.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, out.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.rectangle(out, (0, out.shape[0] - 20), (8 + 8 * len(text), out.shape[0]), (32, 32, 32), -1)
+    cv2.putText(out, text, (4, out.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m measure.eye_sheet", description=__doc__.split("\n\n")[0])
     p.add_argument("video", help="input video file or folder of frames")
-    p.add_argument("--model", required=True, help="photo / folder / video of the target, or a trained model")
+    p.add_argument("--model", required=True, action="append",
+                   help="photo / folder / video of the target, or a trained model (repeat for more)")
     p.add_argument("--compare", required=True, metavar="KEY=V1,V2",
                    help="the setting to vary, one column per value (e.g. eyes=model,user)")
     p.add_argument("--blinks", type=int, default=2, help="most-closed frames (rows)")
     p.add_argument("--gazes", type=int, default=2, help="frames whose gaze is furthest off centre (rows)")
     p.add_argument("--spacing", type=int, default=10, help="least distance between chosen frames")
+    p.add_argument("--frames", default=None, metavar="I,J,...",
+                   help="these frames instead (each labelled blink or open by the input's openness)")
     p.add_argument("--max-frames", type=int, default=None, help="look at the first N frames only")
     p.add_argument("--out", type=Path, default=Path("eyes.png"), help="PNG to write")
     args = p.parse_args(argv)
@@ -108,20 +111,32 @@ def main(argv: list[str] | None = None) -> int:
             for frame in tqdm(frames, desc="eyes", unit="frame", leave=False):
                 faces = landmarker.detect(frame)
                 meshes.append(max(faces, key=lambda f: f.size).mesh if faces else None)
-        picks = pick_frames(meshes, args.blinks, args.gazes, args.spacing)
+        if args.frames:
+            from measure.eval_eyes import OPEN_SHARE
+
+            chosen = sorted(int(i) for i in args.frames.split(","))
+            if any(not 0 <= i < len(frames) or meshes[i] is None for i in chosen):
+                raise SheetError(f"--frames {args.frames}: every frame must exist and show a face")
+            median = float(np.median([eye_openness(m) for m in meshes if m is not None]))
+            picks = [(i, "blink" if eye_openness(meshes[i]) < OPEN_SHARE * median else "open") for i in chosen]
+        else:
+            picks = pick_frames(meshes, args.blinks, args.gazes, args.spacing)
         if not picks:
             raise SheetError(f"{args.video}: no face found")
         last = picks[-1][0]
         wanted = dict(picks)
-        rows = {i: [_label(eye_tile(frames[i], meshes[i]), f"{i}: {kind}, open {eye_openness(meshes[i]):.2f}")]
+        rows = {i: [_label(eye_tile(frames[i], meshes[i]), f"frame {i}: {kind} ({eye_openness(meshes[i]):.2f})")]
                 for i, kind in picks}
-        for value in values:
-            swapper, merge, processor_options = swap_options(args.model, key, value)
-            for i, (out, _) in enumerate(swap_frames(frames[: last + 1], args.model, swapper=swapper, merge=merge,
-                                                     **processor_options)):
-                if i in wanted:
-                    rows[i].append(eye_tile(out, meshes[i]))
-        names = ["input"] + [f"{key}={v:g}" if isinstance(v, float) else f"{key}={v}" for v in values]
+        names = ["input"]
+        for model in args.model:
+            for value in values:
+                swapper, merge, processor_options = swap_options(model, key, value)
+                for i, (out, _) in enumerate(swap_frames(frames[: last + 1], model, swapper=swapper, merge=merge,
+                                                         **processor_options)):
+                    if i in wanted:
+                        rows[i].append(eye_tile(out, meshes[i]))
+                label = f"{key}={v:g}" if isinstance((v := value), float) else f"{key}={value}"
+                names.append(f"{Path(model).name}: {label}" if len(args.model) > 1 else label)
         write_image(args.out, sheet(names, [rows[i] for i, _ in picks]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     except (SheetError, EvalInputError, ReferenceError, ValueError, OSError) as exc:
         print(f"eye_sheet: {exc}", file=sys.stderr)

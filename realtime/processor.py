@@ -122,17 +122,20 @@ class FaceSwapProcessor:
             crops[i] = warp_to_aligned(image, m, r)
         t2 = time.perf_counter()
         timings["align"] = (t2 - t1) * 1000
-        meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)]).astype(np.float32)
-        keeps = self.eyes.prepare(swapper, [fid for fid, *_ in draws], meshes, r)
-        result = swapper.get(crops, meshes) if getattr(swapper, "needs_mesh", False) else swapper.get(crops)
+        if getattr(swapper, "needs_mesh", False):
+            meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)])
+            result = swapper.get(crops, meshes.astype(np.float32))
+        else:
+            result = swapper.get(crops)
         t3 = time.perf_counter()
         timings["swap"] = (t3 - t2) * 1000
         out = image.copy()
         for i, (fid, _, _, opacity) in enumerate(draws):
             aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
-                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity,
-                                                     keep=None if keeps is None else keeps[i]))
+                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
+        # the user's eyes, in frame pixels, after the merge (timed with it)
+        self.eyes.draw(swapper, image, out, [(fid, mesh, opacity) for fid, mesh, _, opacity in draws])
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from measure.eval_eyes import EyeTrack, eye_openness, iris_positions
-from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
-from realtime.face.eyes import MODEL_EYES, EyePassThrough, OpenEyes, check_eyes
+from realtime.face.eyes import EyePassThrough, OpenEyes, check_eyes
 from realtime.face.regions import EYE_CONTOURS, EYE_LIDS, eye_opennesses
 from realtime.frames.sources import Frame
-from realtime.merging.merge import Merger, MergeSettings
 from realtime.processor import FaceSwapProcessor
 from realtime.swap.photo_swapper import PhotoSwapper
 from tests.fixtures.faces import shared_path
@@ -84,46 +82,31 @@ def test_closedness_follows_the_users_own_open_eyes(astronaut, still_landmarker)
         check_eyes("photo")
 
 
-def test_the_merge_keeps_the_users_pixels_where_told(grace_hopper, still_landmarker):
-    face = still_landmarker.detect(grace_hopper)[0]
-    r = 128
-    m = align_matrix(face.landmarks68, r, "full")
-    crop = warp_to_aligned(grace_hopper, m, r)
-    painted = np.full_like(crop, (40, 200, 40))
-    ones = np.ones((r, r), np.float32)
-    keep = np.zeros((r, r), np.float32)
-    keep[36:60, 24:104] = 1.0  # about where the eyes are
-    frame = grace_hopper.copy()
-    Merger(MergeSettings(color="none")).merge(frame, 0, crop, m, painted, ones, ones, keep=keep)
-    inside = np.zeros((r, r), np.uint8)
-    inside[40:56, 28:100] = 1  # a little in from the kept box (the warp back interpolates at its edge)
-    back = cv2.warpAffine(inside, m, grace_hopper.shape[1::-1], flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST).astype(bool)
-    assert back.sum() > 500 and np.array_equal(frame[back], grace_hopper[back])  # the frame's own pixels, exactly
-    mouth = np.round(face.points[0]).astype(int)
-    assert (frame[mouth[1], mouth[0]] != grace_hopper[mouth[1], mouth[0]]).any()  # the rest is swapped
-
-
 @pytest.mark.parametrize("kind", ["photo", "model"])
 def test_the_swapped_face_shows_the_users_own_eyes(kind, astronaut_swapper, exported_model, grace_hopper,
                                                    still_landmarker):
-    """Grace Hopper's eyes stay hers under the astronaut's face (photo or trained model); with eyes='model'
-    they are the swap's."""
+    """Grace Hopper's eyes stay hers under the astronaut's face (photo or trained model): the same eyeball,
+    pixel for pixel in structure (recoloured toward the swap's eye colours); with eyes='model' they are the
+    swap's."""
     from realtime.swap.swappers import open_swapper
 
     swapper = astronaut_swapper if kind == "photo" else open_swapper(exported_model).prepare()
     points = still_landmarker.detect(grace_hopper)[0].points
     eyes = eye_interiors(grace_hopper.shape, points)
-    diffs = {}
+    same = {}
+    grey_in = cv2.cvtColor(grace_hopper, cv2.COLOR_BGR2GRAY).astype(np.float32)
     for mode in ("user", "model"):
         processor = FaceSwapProcessor([swapper], eyes=mode)
         out = processor.process(Frame(grace_hopper, 0, 0.0, 0.0, 0.0), {})[0]
         processor.close()
+        grey_out = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        same[mode] = float(np.corrcoef(grey_in[eyes], grey_out[eyes])[0, 1])
         diff = np.abs(out.astype(np.float32) - grace_hopper.astype(np.float32)).mean(-1)
-        diffs[mode] = float(diff[eyes].mean())
         cheek = np.round(points[205]).astype(int)
         assert diff[cheek[1] - 3: cheek[1] + 4, cheek[0] - 3: cheek[0] + 4].mean() > 3.0  # the face is swapped
     assert eyes.sum() > 200
-    assert diffs["user"] < 1.0 and diffs["model"] > 8.0, diffs
+    print(same)
+    assert same["user"] > 0.85 and same["model"] < 0.7, same  # measured: photo 0.90 / 0.41
 
 
 def test_the_output_iris_follows_the_users_gaze(astronaut_swapper, grace_hopper, still_landmarker):
@@ -181,25 +164,33 @@ def test_a_real_blink_stays_closed_in_the_output():
     assert shut["user"] < closed_in + 0.04 and shut["model"] > closed_in + 0.08, (closed_in, shut)
 
 
-def test_eye_switch_and_the_merge_keep_for_trained_models(exported_model, grace_hopper, still_landmarker):
+@pytest.mark.parametrize("kind", ["photo", "model"])
+def test_the_eyes_are_drawn_into_the_swapped_frame_and_the_lids_as_they_close(kind, astronaut_swapper,
+                                                                             exported_model, grace_hopper,
+                                                                             still_landmarker):
     from realtime.swap.swappers import open_swapper
 
-    model = open_swapper(exported_model)
+    swapper = astronaut_swapper if kind == "photo" else open_swapper(exported_model)
+    mesh = still_landmarker.detect(grace_hopper)[0].points
+
+    def drawn(eyes: EyePassThrough, points: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+        out = np.full_like(grace_hopper, 128)  # a swapped frame of one grey
+        eyes.draw(swapper, grace_hopper, out, [(0, points, opacity)])
+        return np.abs(out.astype(np.int16) - 128).max(-1) > 5
+
     eyes = EyePassThrough("user")
-    r = model.resolution
-    face = still_landmarker.detect(grace_hopper)[0]
-    mesh = transform_points(face.points, align_matrix(face.landmarks68, r, model.face_type))[None]
-    keep = eyes.prepare(model, [0], mesh, r).copy()  # the masks are a buffer the next call reuses
-    assert keep.shape == (1, r, r) and keep.max() == pytest.approx(1.0, abs=1e-3)
-    corners = np.round(mesh[0, [33, 263]]).astype(int)
-    assert keep[0, corners[0, 1], corners[0, 0]] > 0.3 and keep[0, 5, 5] == 0.0
-    # a shut eye also keeps the user's lids around it (beyond the opening's reach)
+    open_eyes = drawn(eyes, mesh)
+    inside = eye_interiors(grace_hopper.shape, mesh, erode=1)
+    assert inside.sum() > 200 and open_eyes[inside].mean() > 0.8  # the user's eyeballs (recoloured toward grey)
+    k = int(0.3 * np.linalg.norm(mesh[33] - mesh[133]))  # a third of an eye's width around each eye at most
+    near = cv2.dilate(eye_interiors(grace_hopper.shape, mesh, erode=0).astype(np.uint8), np.ones((2 * k + 1,) * 2, np.uint8))
+    assert not open_eyes[near == 0].any()  # only the eyes
     for _ in range(3):
-        eyes.prepare(model, [0], mesh, r)
-    shut_mesh = closed_lids(mesh[0])
-    shut = eyes.prepare(model, [0], shut_mesh[None], r)
-    without_lids = sum((a > 0.5).sum() for _, _, a in MODEL_EYES.alphas(shut_mesh, r, np.zeros(2)))
-    assert (shut[0] > 0.5).sum() > 1.3 * without_lids
-    assert "model" in eyes.toggle() and eyes.prepare(model, [0], mesh, r) is None
-    assert "user" in eyes.toggle()
-    assert np.all(eye_opennesses(mesh[0]) > 0.2)
+        drawn(eyes, mesh)
+    shut = drawn(eyes, closed_lids(mesh))
+    never_open = drawn(EyePassThrough("user"), closed_lids(mesh))  # no open eyes seen: not closed, just narrow
+    assert shut.sum() > 1.5 * never_open.sum()  # a shut eye: the user's lids around it too
+    assert not drawn(eyes, mesh, opacity=0.0).any()  # a face faded out: no eyes either
+    assert "model" in eyes.toggle() and not drawn(eyes, mesh).any()
+    assert "user" in eyes.toggle() and drawn(eyes, mesh).any()
+    assert np.all(eye_opennesses(mesh) > 0.2)

@@ -109,15 +109,16 @@ def eye_widths(points: np.ndarray) -> np.ndarray:
     return np.array([np.linalg.norm(pts[a] - pts[b]) for a, b in EYE_CORNERS])
 
 
-def eye_boxes(points: np.ndarray, size: int, margin: float) -> list[tuple[int, tuple[slice, slice]]]:
+def eye_boxes(points: np.ndarray, shape: tuple[int, int], margin: float) -> list[tuple[int, tuple[slice, slice]]]:
     """[(eye: 0 for RIGHT_EYE, 1 for LEFT_EYE, (rows, cols) slices)]: the box around each eye's lid contour
-    grown by ``margin`` pixels, within the (size, size) crop; an eye whose box is empty (off the crop) is
-    left out."""
+    grown by ``margin`` pixels, within an image of ``shape`` (height, width); an eye whose box is empty (off
+    the image) is left out."""
     boxes = []
+    limit = np.array([shape[1], shape[0]])
     for eye, contour in enumerate(EYE_CONTOURS):
         pts = np.asarray(points[contour, :2], np.float64)
-        x0, y0 = np.clip(np.floor(pts.min(0) - margin).astype(int), 0, size)
-        x1, y1 = np.clip(np.ceil(pts.max(0) + margin).astype(int) + 1, 0, size)
+        x0, y0 = np.clip(np.floor(pts.min(0) - margin).astype(int), 0, limit)
+        x1, y1 = np.clip(np.ceil(pts.max(0) + margin).astype(int) + 1, 0, limit)
         if x1 > x0 and y1 > y0:
             boxes.append((eye, (slice(int(y0), int(y1)), slice(int(x0), int(x1)))))
     return boxes
@@ -125,7 +126,7 @@ def eye_boxes(points: np.ndarray, size: int, margin: float) -> list[tuple[int, t
 
 def eye_opening(points: np.ndarray, eye: int, box: tuple[slice, slice], grow: float = 0.0) -> np.ndarray:
     """(h, w) float32 mask of the opening of ``eye`` (0: RIGHT_EYE, 1: LEFT_EYE; inside its lid contour) on
-    ``box`` of the aligned crop only, anti-aliased; ``grow`` > 0 moves the contour outward from the eye's
+    ``box`` of the image only, anti-aliased; ``grow`` > 0 moves the contour outward from the eye's
     centre by that many pixels (< 0 inward)."""
     rows, cols = box
     mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.float32)

@@ -130,19 +130,14 @@ class Merger:
 
     def merge(self, frame: np.ndarray, face_id: int, aligned_original: np.ndarray, matrix: np.ndarray,
               face: np.ndarray, face_mask: np.ndarray, celeb_mask: np.ndarray,
-              aligned_landmarks68: np.ndarray | None = None, opacity: float = 1.0,
-              keep: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
+              aligned_landmarks68: np.ndarray | None = None, opacity: float = 1.0) -> tuple[np.ndarray, tuple]:
         """Blend one swapped face into ``frame`` (BGR uint8, modified in place).
 
         aligned_original: (R, R, 3) uint8 crop the model saw; matrix: its 2x3 frame->aligned matrix;
-        face: (R, R, 3) swapped face, float32 [0, 1] or uint8; face_mask, celeb_mask: (R, R) float32;
-        keep: (R, R) float32 in [0, 1], where the user's own pixels stay (1: untouched), applied after the
-        mask's smoothing and feather (it brings its own soft edge) and left out of the colour statistics.
+        face: (R, R, 3) swapped face, float32 [0, 1] or uint8; face_mask, celeb_mask: (R, R) float32.
         Returns the warped mask on the ROI (float32) and the ROI slices, for inspection.
         """
         m = self.mask(face_id, face_mask, celeb_mask, aligned_landmarks68)
-        if keep is not None:
-            m *= 1.0 - keep
         box = mask_box(m, pad=BOX_PAD)
         if box is None:
             return np.zeros((0, 0), np.float32), (slice(0, 0), slice(0, 0))

@@ -128,6 +128,10 @@ class PhotoSwapper:
     Off by default: on GRID s26 with a still of s1 it brings the dlib distance from 0.459 to 0.440, but on
     the held-out helmet_selfie clip it costs 0.008 and draws the photo's upper lip tight around a wide
     smile (see the README's figures).
+    shading: the shading match's cut-off as a fraction of R (``realtime.swap.shading``; 0: none, the merge's
+    colour transfer alone gives the face the user's global L*a*b* mean and spread); tone: its model ('ratio',
+    'light', 'blend'); mouth: the user's mouth opening shows through (False: the photo's closed lips are
+    stretched over it, as the 2016 recipe does).
     step: the warp field is solved on every step-th pixel.
     """
 
