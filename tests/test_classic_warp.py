@@ -33,3 +33,17 @@ def test_the_command_writes_one_png_per_frame(grace_hopper_video, astronaut, tmp
     assert main([str(grace_hopper_video), "--still", str(still), "--out", str(tmp_path / "out"), "--max-frames", "3"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     assert main([str(grace_hopper_video), "--still", str(tmp_path / "none.png"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_tone_sheet_shows_the_input_the_classic_swap_and_each_variant(grace_hopper_video, astronaut, tmp_path):
+    from measure.tone_sheet import main as tone_sheet
+
+    still = tmp_path / "astronaut.png"
+    cv2.imwrite(str(still), astronaut)
+    out = tmp_path / "tone.png"
+    assert tone_sheet([str(grace_hopper_video), "--still", str(still), "--frames", "1,3", "--variant", "today=",
+                       "--variant", "global=shading=0", "--out", str(out)]) == 0
+    picture = cv2.imread(str(out))
+    assert picture.shape[1] == 4 * 220 and picture.shape[0] == 22 + 2 * 220  # input, classic, two variants
+    assert tone_sheet([str(grace_hopper_video), "--still", str(still), "--frames", "1", "--variant", "x=bad=1",
+                       "--out", str(out)]) == 2
