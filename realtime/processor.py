@@ -135,7 +135,7 @@ class FaceSwapProcessor:
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
                                                      result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
         # the user's eyes, in frame pixels, after the merge (timed with it)
-        self.eyes.draw(swapper, image, out, [(fid, mesh, opacity) for fid, mesh, _, opacity in draws])
+        self.eyes.draw(image, out, [(fid, mesh, opacity) for fid, mesh, _, opacity in draws])
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

@@ -164,18 +164,12 @@ def test_a_real_blink_stays_closed_in_the_output():
     assert shut["user"] < closed_in + 0.04 and shut["model"] > closed_in + 0.08, (closed_in, shut)
 
 
-@pytest.mark.parametrize("kind", ["photo", "model"])
-def test_the_eyes_are_drawn_into_the_swapped_frame_and_the_lids_as_they_close(kind, astronaut_swapper,
-                                                                             exported_model, grace_hopper,
-                                                                             still_landmarker):
-    from realtime.swap.swappers import open_swapper
-
-    swapper = astronaut_swapper if kind == "photo" else open_swapper(exported_model)
+def test_the_eyes_are_drawn_into_the_swapped_frame_and_the_lids_as_they_close(grace_hopper, still_landmarker):
     mesh = still_landmarker.detect(grace_hopper)[0].points
 
     def drawn(eyes: EyePassThrough, points: np.ndarray, opacity: float = 1.0) -> np.ndarray:
         out = np.full_like(grace_hopper, 128)  # a swapped frame of one grey
-        eyes.draw(swapper, grace_hopper, out, [(0, points, opacity)])
+        eyes.draw(grace_hopper, out, [(0, points, opacity)])
         return np.abs(out.astype(np.int16) - 128).max(-1) > 5
 
     eyes = EyePassThrough("user")

@@ -15,9 +15,9 @@ the camera's own resolution (a model's aligned crop may be coarser than the face
 narrow soft edge (the merge's feather of a few pixels would blend two irises). The user's eye pixels are
 recoloured toward the swap's own eye colours (``EyeColours``: two classes, iris and whites): the user's raw eye
 colour is read by dlib as the user (GRID s4 with the still of s1: identity cost 0.035 with the raw eyes, 0.017
-recoloured), so the swap keeps the target's eye colour and takes the user's gaze and blinks. The one-photo
-swap's lids are warped onto the user's, so its opening is the user's as it is; a trained model's lids only
-come near the user's (``PHOTO_EYES``, ``MODEL_EYES``).
+recoloured), so the swap keeps the target's eye colour and takes the user's gaze and blinks. The same shapes
+serve the one-photo swap (its lids are warped onto the user's) and trained models (their lids only come near
+the user's: a wider reach was measured, ``EYES``).
 ``EyePassThrough`` is also the live loop's switch ('user' or 'model', ``toggle()`` flips it).
 """
 
@@ -102,13 +102,11 @@ def _soft(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0.1 else mask
 
 
-# The one-photo swap's eyes: its lids are warped onto the user's, so the opening is the user's, grown a little
-# over the photo's lid margin (whose dark lash line otherwise narrows the eye: measured on GRID s4, the first
-# 460 frames, FaceMesh's openness correlation 0.937 -> 0.950, blinks 0.032 -> 0.022 from the input's).
-PHOTO_EYES = EyeShapes(grow=0.05)
-# A trained model's lids do not sit exactly on the user's: the kept opening reaches a little past the user's
-# lid contour, over the lid margins (see the README's eye figures).
-MODEL_EYES = EyeShapes(grow=0.12, feather=0.05)
+# The opening grown a little over the swap's lid margin, whose dark lash line otherwise narrows the eye (GRID s4,
+# the first 460 frames, one-photo swap: FaceMesh's openness correlation 0.937 -> 0.950, blinks 0.032 -> 0.022
+# from the input's). Further costs identity for little: the shipped model with 0.12 of the eye's width and a
+# softer edge (0.05), dlib distance 0.361 against 0.348 (its own eyes: 0.336), correlation 0.957 against 0.953.
+EYES = EyeShapes(grow=0.05)
 
 
 class EyeColours:
@@ -173,15 +171,12 @@ class EyeColours:
 class EyePassThrough:
     """Which eyes the swap shows, 'user' or 'model' (see the module docstring), and the per-face state.
 
-    photo_shapes, model_shapes: the user's eyes for swappers whose lids lie on the user's mesh (their
-    ``lids_on_mesh`` is True: the one-photo swap) and for the others (trained models); None: PHOTO_EYES,
-    MODEL_EYES.
+    shapes: how far the user's eyes reach (None: EYES).
     """
 
-    def __init__(self, mode: str = "user", *, photo_shapes: EyeShapes | None = None,
-                 model_shapes: EyeShapes | None = None) -> None:
+    def __init__(self, mode: str = "user", *, shapes: EyeShapes | None = None) -> None:
         self.mode = check_eyes(mode)
-        self.photo_shapes, self.model_shapes = photo_shapes or PHOTO_EYES, model_shapes or MODEL_EYES
+        self.shapes = shapes or EYES
         self.open_eyes = OpenEyes()
         self.colours = EyeColours()
 
@@ -190,7 +185,7 @@ class EyePassThrough:
         self.mode = "model" if self.mode == "user" else "user"
         return "eyes: the user's own" if self.mode == "user" else "eyes: the model's"
 
-    def draw(self, swapper, frame: np.ndarray, out: np.ndarray, faces: list) -> None:
+    def draw(self, frame: np.ndarray, out: np.ndarray, faces: list) -> None:
         """Draw the user's eyes from ``frame`` into ``out`` (the swapped frame, BGR uint8, same size; in place),
         recoloured toward the swap's own eye colours (``EyeColours``), for each of ``faces``: (face id, mesh
         (>=468, 2) in frame pixels, opacity of its swap). Nothing is drawn for the model's eyes; the open-eye
@@ -198,10 +193,9 @@ class EyePassThrough:
         ids = [fid for fid, _, _ in faces]
         self.open_eyes.forget(ids)
         self.colours.forget(ids)
-        shapes = self.photo_shapes if getattr(swapper, "lids_on_mesh", False) else self.model_shapes
         for fid, mesh, opacity in faces:
             closed = self.open_eyes.closedness(fid, mesh)
-            for eye, box, alpha in shapes.alphas(mesh, out.shape[:2], closed):
+            for eye, box, alpha in self.shapes.alphas(mesh, out.shape[:2], closed):
                 user, swap = frame[box], out[box]
                 key = (fid, eye)
                 self.colours.update(key, user, swap, eye_opening(mesh, eye, box) > 0.5, float(closed[eye]))

@@ -136,7 +136,6 @@ class PhotoSwapper:
     """
 
     needs_mesh = True
-    lids_on_mesh = True  # the photo's lids are warped onto the user's (realtime.face.eyes keeps the opening only)
     providers = ("OpenCV remap (CPU)",)
     crop_scale = 1.0  # the photo's crop is cut like the user's, both DeepFaceLab's crop of the face type
 
