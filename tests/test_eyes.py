@@ -18,13 +18,6 @@ from tests.fixtures.faces import shared_path
 
 
 @pytest.fixture(scope="module")
-def astronaut_photo(tmp_path_factory, astronaut):
-    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
-    cv2.imwrite(str(path), astronaut)
-    return path
-
-
-@pytest.fixture(scope="module")
 def astronaut_swapper(astronaut_photo):
     return PhotoSwapper(astronaut_photo).prepare()
 

@@ -17,20 +17,6 @@ from realtime.swap.swapper import SwapResult
 
 
 @pytest.fixture(scope="module")
-def astronaut_photo(tmp_path_factory, astronaut):
-    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
-    cv2.imwrite(str(path), astronaut)
-    return path
-
-
-@pytest.fixture(scope="module")
-def hopper_photo(tmp_path_factory, grace_hopper):
-    path = tmp_path_factory.mktemp("photos") / "grace_hopper.png"
-    cv2.imwrite(str(path), grace_hopper)
-    return path
-
-
-@pytest.fixture(scope="module")
 def hopper_swapper(hopper_photo):
     return PhotoSwapper(hopper_photo).prepare()
 
