@@ -14,6 +14,7 @@ any frame in bypass) is returned as the very same array, unchanged.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -74,11 +75,31 @@ class FaceSwapProcessor:
     def toggle_eyes(self) -> str:
         return self.eyes.toggle()
 
+    @property
+    def user_eyes(self) -> bool:
+        """True while the user's own eyes are drawn (the live setting ``user_eyes``), False for the swap's."""
+        return self.eyes.mode == "user"
+
+    @user_eyes.setter
+    def user_eyes(self, on: bool) -> None:
+        self.eyes.mode = "user" if on else "model"
+
     def select_model(self, step: int) -> str:
         """Switch to the next (+1) or previous (-1) model; resets per-face temporal state of the merge."""
         self.index = (self.index + step) % len(self.swappers)
         self.merger = Merger(self.merge_settings, mask_smoothing=self._mask_smoothing, color_smoothing=self._color_smoothing)
         return f"model {self.swapper.name}"
+
+    def use_swapper(self, swapper) -> None:
+        """Swap with ``swapper`` from the next frame on (the live session's target switch); the merge's per-face
+        temporal state starts again, as on ``select_model``."""
+        self.swappers, self.index = [swapper], 0
+        self.merger = Merger(self.merge_settings, mask_smoothing=self._mask_smoothing, color_smoothing=self._color_smoothing)
+
+    def set_merge(self, **changes) -> None:
+        """Change fields of the merge settings (validated) from the next frame on; temporal state is kept."""
+        self.merge_settings = replace(self.merge_settings, **changes).validate()
+        self.merger.settings = self.merge_settings
 
     def next_model(self) -> str:
         return self.select_model(+1)
@@ -134,8 +155,9 @@ class FaceSwapProcessor:
             aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
                                                      result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
-        # the user's eyes, in frame pixels, after the merge (timed with it)
-        self.eyes.draw(image, out, [(fid, mesh, opacity) for fid, mesh, _, opacity in draws])
+        # the user's eyes, in frame pixels, after the merge (timed with it), as strong as the swap around them
+        strength = self.merge_settings.opacity
+        self.eyes.draw(image, out, [(fid, mesh, opacity * strength) for fid, mesh, _, opacity in draws])
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

@@ -80,6 +80,8 @@ def _print_summary(report: dict) -> None:
               f"{lat['p50']:.1f}/{lat['p95']:.1f}/{lat['p99']:.1f} ms; dropped {r['dropped']['total']}; "
               f"CPU {r['cpu']['process_percent']:.0f}%; {r['provider']}")
         print(f"    stage ms p50: {stages}")
+        if r.get("preview_frames_shown") is not None:
+            print(f"    preview window: {r['preview_frames_shown']} of {r['frames_out']} measured frames shown")
 
 
 def _write_report(report: dict, out: Path, stem: str, draw_png) -> None:
@@ -95,8 +97,8 @@ def _soak(args: argparse.Namespace) -> int:
     from measure.soak import SoakError, SoakOptions, run_soak, soak_summary
 
     try:
-        if not args.model or not Path(args.model).is_file():
-            raise SoakError(f"give an existing model with --model (got {args.model!r})")
+        if not args.model or not Path(args.model).exists():
+            raise SoakError(f"give an existing model, photo, folder or video with --model (got {args.model!r})")
         options = SoakOptions(minutes=args.soak, sample_s=args.soak_sample, warmup_minutes=args.soak_warmup,
                               progress=not args.no_progress).check()
         report = run_soak(args.source, args.model, options, threads=args.threads, provider=args.provider,

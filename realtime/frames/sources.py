@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from realtime.frames.pacing import Pacer
+from realtime.util.media_files import ImageFileError, read_image_file, video_problem, warn
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -57,6 +58,38 @@ def list_cameras(max_index: int = 10) -> list[str]:
                 found.append(str(cand))
         finally:
             cap.release()
+    return found
+
+
+@dataclass(frozen=True)
+class CameraMode:
+    """A camera that opens, with the frame size and rate it delivers when asked for ``width`` x ``height``."""
+
+    device: str
+    width: int
+    height: int
+    fps: float
+
+    def describe(self) -> str:
+        return f"camera {self.device} ({self.width}x{self.height} @ {self.fps:.0f} fps)"
+
+
+def probe_cameras(width: int = 640, height: int = 480, fps: float = 30.0) -> list[CameraMode]:
+    """The cameras that open and deliver a frame (``list_cameras``), each with the mode it gives for the size
+    and rate asked. Opens every camera: call it off a GUI thread."""
+    if not glob.glob("/dev/video*") and os.name == "posix" and os.uname().sysname == "Linux":
+        return []  # Linux without /dev/video*: no camera; skip ten slow failing opens (and OpenCV's complaints)
+    found = []
+    for device in list_cameras():
+        try:
+            cam = WebcamSource(int(device) if device.isdigit() else device, width=width, height=height, fps=fps)
+        except SourceError:
+            continue
+        try:
+            w, h = int(cam._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cam._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            found.append(CameraMode(device, w, h, cam.fps))
+        finally:
+            cam.close()
     return found
 
 
@@ -155,7 +188,7 @@ class VideoFileSource:
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"{self.path} cannot be decoded as a video by this OpenCV build")
+            raise SourceError(video_problem(self.path))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 30.0)
         if not 1.0 <= self.fps <= 240.0:
             self.fps = 30.0
@@ -164,14 +197,27 @@ class VideoFileSource:
         self.live = realtime
         self.loop = loop
         self._pacer = Pacer(self.fps if realtime else None)
+        self._position = 0  # frames read since the start (or the last loop)
+        self.cut_short_at: int | None = None  # where the file ended before its stated frame count, once seen
 
     def read(self) -> np.ndarray | None:
         self._pacer.wait()
         ok, frame = self._cap.read()
-        if not ok and self.loop:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+        if not ok:
+            self._ended_at(self._position)
+            if self.loop:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self._position = 0
+                ok, frame = self._cap.read()
+        self._position += int(ok)
         return frame if ok else None
+
+    def _ended_at(self, frames: int) -> None:
+        """Say once when the file ends well before the frame count its container states (cut short)."""
+        if self.cut_short_at is None and self.frame_count and frames < 0.98 * self.frame_count - 2:
+            self.cut_short_at = frames
+            warn(f"video {self.path} ended after {frames} of its {self.frame_count} frames: "
+                 "the rest is truncated or damaged")
 
     def describe(self) -> str:
         w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -195,19 +241,25 @@ class ImageFolderSource:
         self.loop = loop
         self._index = 0
         self._pacer = Pacer(self.fps if realtime else None)
+        self.skipped: set[Path] = set()  # files that are truncated, corrupt or unreadable (each said once)
 
     def read(self) -> np.ndarray | None:
-        while True:
+        while len(self.skipped) < len(self.files):
             if self._index >= len(self.files):
                 if not self.loop:
                     return None
                 self._index = 0
             path = self.files[self._index]
             self._index += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is not None:
-                self._pacer.wait()
-                return image
+            try:
+                image = read_image_file(path)
+            except ImageFileError as exc:
+                if path not in self.skipped:
+                    self.skipped.add(path)
+                    warn(f"skipped {exc}")
+                continue
+            self._pacer.wait()
+            return image
 
     def describe(self) -> str:
         return f"image folder {self.folder} ({len(self.files)} images at {self.fps:.0f} fps)"
@@ -259,6 +311,58 @@ def first_webcam(**kwargs) -> WebcamSource | None:
             return cam
         cam.close()
     return None
+
+
+class SwitchableSource:
+    """A source whose frames come from another source that can be replaced while it runs (the live session's
+    source picker): ``switch(new)`` makes the next ``read`` come from ``new`` and closes the old one there,
+    in the capture thread, so capture never restarts. ``live`` is the first source's (the pipeline reads
+    it once); ``read`` returns None (the end) when no source is set."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._next = None
+        self._lock = threading.Lock()
+        self.live = getattr(source, "live", True)
+
+    @property
+    def current(self):
+        return self._next or self._source
+
+    @property
+    def fps(self) -> float:
+        return float(getattr(self.current, "fps", 30.0) or 30.0)
+
+    @property
+    def _pacer(self):  # the capture thread reads the pacing wait of the source that produced the frame
+        return getattr(self._source, "_pacer", None)
+
+    def switch(self, source) -> None:
+        """Read from ``source`` from the next frame on (a source given earlier and not yet read is closed)."""
+        with self._lock:
+            pending, self._next = self._next, source
+        if pending is not None:
+            pending.close()
+
+    def read(self) -> np.ndarray | None:
+        with self._lock:
+            old = None
+            if self._next is not None:
+                old, self._source, self._next = self._source, self._next, None
+        if old is not None:
+            old.close()
+        return self._source.read() if self._source is not None else None
+
+    def describe(self) -> str:
+        current = self.current
+        return current.describe() if current is not None else "no source"
+
+    def close(self) -> None:
+        with self._lock:
+            sources, self._source, self._next = (self._source, self._next), None, None
+        for source in sources:
+            if source is not None:
+                source.close()
 
 
 class CaptureThread:
