@@ -181,3 +181,24 @@ def test_the_eyes_are_drawn_into_the_swapped_frame_and_the_lids_as_they_close(gr
     assert "model" in eyes.toggle() and not drawn(eyes, mesh).any()
     assert "user" in eyes.toggle() and drawn(eyes, mesh).any()
     assert np.all(eye_opennesses(mesh) > 0.2)
+
+
+def test_the_eye_switch_is_a_live_setting_with_its_key_and_option(astronaut_swapper):
+    import argparse
+
+    from realtime import live_settings
+    from swapcam.live_cli import configure_parser
+
+    setting = live_settings.BY_NAME["user_eyes"]
+    assert setting.key == "e" and setting.default is True and setting.applies == "processor"
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    assert live_settings.from_args(parser.parse_args(["--eyes", "model"]))["user_eyes"] is False
+    assert live_settings.from_args(parser.parse_args([]))["user_eyes"] is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--eyes", "photo"])
+    processor = FaceSwapProcessor([astronaut_swapper])
+    assert processor.user_eyes and processor.eyes.mode == "user"
+    processor.user_eyes = False  # what the live session does with the setting
+    assert processor.eyes.mode == "model" and "user" in processor.toggle_eyes() and processor.user_eyes
+    processor.close()
