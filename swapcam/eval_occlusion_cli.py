@@ -57,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     from realtime.merging.merge import MergeSettings
     from realtime.merging.occlusion import OcclusionModelError
     from realtime.swap.swappers import open_swapper
+    from swapcam.eval_cli import photo_settings
 
     if args.model is None:
         print("swapcam eval: --occluders needs --model (the swap to score)", file=sys.stderr)
@@ -65,14 +66,14 @@ def main(args: argparse.Namespace) -> int:
         source = open_frames(args.input)
         source.close()
         frames = list(read_frames(args.input, args.max_frames))
-        swapper = open_swapper(args.model)
+        swapper = open_swapper(args.model, **photo_settings(args.photo))
         print(f"swapcam eval: {swapper.describe()}", flush=True)
         masker = occlusion_stage(args)
         merge = MergeSettings(color=args.color).validate()
 
         def swap(clip, occlusion: bool):
             return swap_frames(clip, args.model, fps=source.fps, swapper=swapper, merge=merge,
-                               occlusion=masker if occlusion else None)
+                               occlusion=masker if occlusion else None, eyes=args.eyes)
 
         report, pairs = evaluate_occlusion(frames, swap, occlusion=masker is not None, kinds=_kinds(args.occluders),
                                            tolerance=args.occluder_tolerance, segment=args.occluder_segment,
@@ -81,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"swapcam eval: {exc}", file=sys.stderr)
         return 1
     report = {"input": str(args.input), "model": str(args.model),
-              "occlusion_model": str(masker.model.path) if masker else None, **report}
+              "occlusion_model": str(masker.model.path) if masker else None, "eyes": args.eyes, **report}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "occlusion.json", json.dumps(report, indent=2))
     name = f"{args.model.name}, occlusion {args.occlusion}"
