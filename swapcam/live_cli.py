@@ -104,9 +104,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("occlusion (hands, glasses, microphones, cups in front of the face stay on top)")
     g.add_argument("--occlusion", choices=("on", "off"), default=None,
                    help="find what is in front of each face with the occlusion model and keep it over the swap "
-                        "(default on; o toggles it in the window)")
+                        "(default on; o toggles it in the window)%(default).0s")
     g.add_argument("--occlusion-model", type=Path, default=None,
-                   help="occlusion model (default: the shipped models/occlusion.onnx)")
+                   help="occlusion model (default: the shipped models/occlusion.onnx)%(default).0s")
 
     g = parser.add_argument_group("merge")
     g.add_argument("--mask", choices=MASK_MODES, default=d.mask, help="model masks to use")
