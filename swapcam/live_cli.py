@@ -236,7 +236,7 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
                 sinks.append(window())
                 _say(f"output: preview window — {why}")
             else:
-                sinks.append(VideoFileSink(args.output, fps=fps))
+                sinks.append(VideoFileSink(args.output, fps=fps, live=not args.unpaced))
                 _say(f"output: video file {args.output} — no virtual camera and no display ($DISPLAY / "
                      f"$WAYLAND_DISPLAY unset). Why no virtual camera: {why}")
             _say("change the output with --sink vcam|window|file|null (repeatable) and --output PATH")
@@ -256,7 +256,7 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
             sinks.append(window())
             _say("output: preview window")
         elif kind == "file":
-            sinks.append(VideoFileSink(args.output, fps=fps))
+            sinks.append(VideoFileSink(args.output, fps=fps, live=not args.unpaced))
             _say(f"output: video file {args.output}")
         elif kind == "null":
             sinks.append(NullSink())
@@ -356,7 +356,7 @@ def main(args: argparse.Namespace) -> int:
     for sink in sinks:
         if hasattr(sink, "path") and Path(sink.path).exists():
             _say(f"wrote {sink.path}")
-            if hasattr(sink, "codec"):  # a video file: add content credentials where they can be written
+            if hasattr(sink, "codec") and not getattr(sink, "error", None):  # a finished video: credentials
                 _add_credentials(Path(sink.path), processor.swapper)
     if args.stats_json:
         write_text(args.stats_json, json.dumps(stats.as_dict(), indent=2))
