@@ -74,6 +74,16 @@ def ffmpeg_exe() -> str:
                              "(pip install imageio-ffmpeg) or set IMAGEIO_FFMPEG_EXE") from exc
 
 
+@lru_cache(maxsize=4)
+def ffmpeg_has_encoder(name: str) -> bool:
+    """Whether the ffmpeg binary lists the encoder ``name`` (e.g. a system ffmpeg built without libx264)."""
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired, RecordingError):
+        return False
+    return any(line.split()[1:2] == [name] for line in out.stdout.splitlines() if line.startswith(" V"))
+
+
 def _box_header(head: bytes, offset: int) -> tuple[int, bytes, int] | None:
     """(size, type, header length) of the ISO-BMFF box whose header starts ``head`` at ``offset``."""
     if len(head) < 8:
@@ -264,6 +274,8 @@ class VideoFileSink:
                 self._log.append(text)
 
     def _write_loop(self) -> None:
+        if self.encoder == "libx264" and not ffmpeg_has_encoder("libx264"):
+            self.encoder, self.codec = "mpeg4", "MPEG-4 Part 2 (this ffmpeg has no libx264)"
         try:  # started here, not in write(): finding and starting ffmpeg takes tens of ms
             self._proc = subprocess.Popen(self.command(*self.size), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.PIPE, pass_fds=(self._fd,) if self._fd is not None else ())
