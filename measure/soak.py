@@ -156,19 +156,18 @@ def run_soak(spec: str, model: str, options: SoakOptions, *, threads: int = 0, p
     from tqdm import tqdm
 
     from measure.bench_report import machine_description
-    from realtime.swap.model_contract import ModelContractError
     from realtime.pipeline import Pipeline
     from realtime.processor import FaceSwapProcessor
     from realtime.frames.sources import SourceError, open_source
-    from realtime.swap.swapper import FaceSwapper
+    from realtime.swap.swappers import open_swapper
 
     options.check()
     machine = machine_description()
     try:
-        swapper = FaceSwapper(model, providers=[provider] if provider else None, threads=threads,
-                              crop_scale=crop_scale).prepare()
+        swapper = open_swapper(model, providers=[provider] if provider else None, threads=threads,
+                               crop_scale=crop_scale).prepare()
         source = open_source(spec, realtime=True, loop=True)
-    except (ModelContractError, SourceError, ValueError) as exc:
+    except (SourceError, ValueError) as exc:  # ModelContractError, ReferenceError (a bad photo): ValueErrors
         raise SoakError(str(exc)) from exc
     processor = FaceSwapProcessor([swapper])
     duration_s = 60.0 * options.minutes

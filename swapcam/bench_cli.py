@@ -95,8 +95,8 @@ def _soak(args: argparse.Namespace) -> int:
     from measure.soak import SoakError, SoakOptions, run_soak, soak_summary
 
     try:
-        if not args.model or not Path(args.model).is_file():
-            raise SoakError(f"give an existing model with --model (got {args.model!r})")
+        if not args.model or not Path(args.model).exists():
+            raise SoakError(f"give an existing model, photo, folder or video with --model (got {args.model!r})")
         options = SoakOptions(minutes=args.soak, sample_s=args.soak_sample, warmup_minutes=args.soak_warmup,
                               progress=not args.no_progress).check()
         report = run_soak(args.source, args.model, options, threads=args.threads, provider=args.provider,

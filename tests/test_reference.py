@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 from realtime.swap.reference import ReferenceError, describe_reference, load_reference, read_image
 from tests.fixtures.faces import shared_path
+
+SHIPPED_PHOTO = Path(__file__).resolve().parents[1] / "models" / "photos" / "london_063.jpg"
 
 
 def _write(path, image):
@@ -65,7 +68,9 @@ def test_a_video_picks_a_frame_and_names_it():
 
 
 @pytest.mark.parametrize("case, message", [
-    ("unreadable", "cannot read"),
+    ("unreadable", "cannot be decoded"),
+    ("truncated", "is truncated"),
+    ("empty", "is empty"),
     ("grey", "greyscale"),
     ("grey_as_colour", "greyscale"),
     ("transparent", "transparent"),
@@ -77,7 +82,13 @@ def test_bad_photos_are_refused_with_one_line(tmp_path, astronaut, grace_hopper,
     path = tmp_path / f"{case}.png"
     if case == "unreadable":
         path = tmp_path / "broken.jpg"
-        path.write_bytes(b"\xff\xd8 definitely not a whole jpeg")
+        path.write_bytes(b"GIF89a definitely not a picture")
+    elif case == "truncated":  # the first 5 kB of a real photo, as a copy that stopped early leaves it
+        path = tmp_path / "cut.jpg"
+        path.write_bytes(SHIPPED_PHOTO.read_bytes()[:5000])
+    elif case == "empty":
+        path = tmp_path / "empty.jpg"
+        path.write_bytes(b"")
     elif case == "grey":
         _write(path, cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY))
     elif case == "grey_as_colour":
@@ -95,6 +106,32 @@ def test_bad_photos_are_refused_with_one_line(tmp_path, astronaut, grace_hopper,
     with pytest.raises(ReferenceError, match=message) as info:
         load_reference(path)
     assert "\n" not in str(info.value) and path.name in str(info.value)
+
+
+def test_a_truncated_photo_is_named_truncated_not_greyscale(tmp_path):
+    """OpenCV decodes a cut-short JPEG half grey; the refusal must say truncated (issue 24), through the CLI too."""
+    from swapcam.cli import main
+
+    cut = tmp_path / "london_cut.jpg"
+    cut.write_bytes(SHIPPED_PHOTO.read_bytes()[:5000])
+    with pytest.raises(ReferenceError, match="truncated") as info:
+        read_image(cut)
+    assert "greyscale" not in str(info.value)
+    assert main(["live", "--model", str(cut), "--source", "demo", "--sink", "null", "--max-frames", "1"]) == 2
+
+
+def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path, astronaut):
+    """A phone photo stores its pixels sideways with an EXIF orientation; the face is found upright."""
+    from PIL import Image
+
+    stored = np.ascontiguousarray(np.rot90(astronaut))  # 90 deg counter-clockwise, as a phone held sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 deg clockwise to display"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored[:, :, ::-1]).save(path, exif=exif.tobytes(), quality=95)
+    upright = read_image(path)
+    assert np.abs(upright.astype(int) - astronaut).mean() < 6  # JPEG noise only: the same picture, upright
+    assert abs(load_reference(path).chosen.roll) < 15
 
 
 def test_an_opaque_bgra_photo_is_accepted(tmp_path, astronaut):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,6 +52,7 @@ def test_short_soak_through_the_cli_writes_its_report(exported_model, tmp_path, 
                  "--soak-warmup", "0.05", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "soak.json").read_text())
+    assert report["model"] == str(exported_model)
     assert report["run"]["ended_by"] == "stopped" and report["run"]["frames_out"] > 0
     samples = report["samples"]
     assert samples[-1]["t_s"] >= 24 - 2 and all(s["rss_mb"] > 0 for s in samples)
@@ -60,6 +62,21 @@ def test_short_soak_through_the_cli_writes_its_report(exported_model, tmp_path, 
     assert cv2.imread(str(out / "soak.png")) is not None
     printed = capsys.readouterr().out
     assert "memory after" in printed and "drift" in printed
+
+
+@pytest.mark.slow
+def test_soak_runs_the_one_photo_swap_of_make_live(tmp_path, capsys):
+    """The default swap of `make live` (a photo) is soaked like any model, not refused as 'not an ONNX model'."""
+    from swapcam.cli import main
+
+    photo = Path(__file__).resolve().parents[1] / "models" / "photos" / "london_063.jpg"
+    out = tmp_path / "soak"
+    code = main(["bench", "demo", "--model", str(photo), "--soak", "0.2", "--soak-sample", "1",
+                 "--soak-warmup", "0.02", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "soak.json").read_text())
+    assert report["provider"] == "OpenCV remap (CPU)" and report["run"]["frames_out"] > 0
+    assert report["samples"][-1]["t_s"] >= 12 - 1
 
 
 def test_soak_without_a_model_is_a_clear_error(tmp_path, capsys):

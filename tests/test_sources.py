@@ -71,6 +71,54 @@ def test_image_folder(tmp_path, astronaut, grace_hopper):
         ImageFolderSource(tmp_path / "missing")
 
 
+def test_a_truncated_image_in_a_folder_is_skipped_and_named(tmp_path, astronaut, grace_hopper, capfd):
+    """A JPEG cut short is not fed to the loop as a half-grey frame: it is skipped, said once, by name."""
+    cv2.imwrite(str(tmp_path / "a.png"), astronaut)
+    whole = cv2.imencode(".jpg", grace_hopper)[1].tobytes()
+    (tmp_path / "b.jpg").write_bytes(whole[: len(whole) // 3])
+    cv2.imwrite(str(tmp_path / "c.png"), grace_hopper)
+    src = ImageFolderSource(tmp_path, realtime=False, loop=True)
+    frames = _drain(src, limit=4)
+    assert [f.shape for f in frames] == [astronaut.shape, grace_hopper.shape] * 2
+    assert np.array_equal(frames[1], grace_hopper)
+    err = capfd.readouterr().err
+    assert err.count("b.jpg is truncated") == 1 and "Premature end" not in err
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    assert _drain(ImageFolderSource(tmp_path, realtime=False, loop=True)) == []  # nothing usable: ends, no spin
+
+
+def _ffmpeg(*args: str) -> None:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], check=True)
+
+
+def test_a_truncated_video_says_truncated(astronaut_video, tmp_path, capfd):
+    """An MP4 cut short: without its index it is named truncated; with the index first it plays to where it was
+    cut and says it ended early."""
+    whole = tmp_path / "whole.mp4"
+    _ffmpeg("-i", str(astronaut_video), "-c:v", "libx264", "-g", "5", "-pix_fmt", "yuv420p", str(whole))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError, match="truncated") as info:
+        VideoFileSource(cut)
+    assert "\n" not in str(info.value)
+    faststart = tmp_path / "faststart.mp4"
+    _ffmpeg("-i", str(whole), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    data = faststart.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    src = VideoFileSource(cut, realtime=False)
+    frames = _drain(src)
+    assert 0 < len(frames) < src.frame_count == 40 and src.cut_short_at == len(frames)
+    assert f"ended after {len(frames)} of its 40 frames" in capfd.readouterr().err
+    src = VideoFileSource(whole, realtime=False)
+    assert len(_drain(src)) == 40 and src.cut_short_at is None
+
+
 def test_demo_source_is_finite_moving_and_has_a_face(still_landmarker):
     demo = DemoSource(fps=30, seconds=1.0, realtime=False)
     frames = _drain(demo)

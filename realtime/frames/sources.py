@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from realtime.frames.pacing import Pacer
+from realtime.util.media_files import ImageFileError, read_image_file, video_problem, warn
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -155,7 +156,7 @@ class VideoFileSource:
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"{self.path} cannot be decoded as a video by this OpenCV build")
+            raise SourceError(video_problem(self.path))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 30.0)
         if not 1.0 <= self.fps <= 240.0:
             self.fps = 30.0
@@ -164,14 +165,27 @@ class VideoFileSource:
         self.live = realtime
         self.loop = loop
         self._pacer = Pacer(self.fps if realtime else None)
+        self._position = 0  # frames read since the start (or the last loop)
+        self.cut_short_at: int | None = None  # where the file ended before its stated frame count, once seen
 
     def read(self) -> np.ndarray | None:
         self._pacer.wait()
         ok, frame = self._cap.read()
-        if not ok and self.loop:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+        if not ok:
+            self._ended_at(self._position)
+            if self.loop:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self._position = 0
+                ok, frame = self._cap.read()
+        self._position += int(ok)
         return frame if ok else None
+
+    def _ended_at(self, frames: int) -> None:
+        """Say once when the file ends well before the frame count its container states (cut short)."""
+        if self.cut_short_at is None and self.frame_count and frames < 0.98 * self.frame_count - 2:
+            self.cut_short_at = frames
+            warn(f"video {self.path} ended after {frames} of its {self.frame_count} frames: "
+                 "the rest is truncated or damaged")
 
     def describe(self) -> str:
         w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -195,19 +209,25 @@ class ImageFolderSource:
         self.loop = loop
         self._index = 0
         self._pacer = Pacer(self.fps if realtime else None)
+        self.skipped: set[Path] = set()  # files that are truncated, corrupt or unreadable (each said once)
 
     def read(self) -> np.ndarray | None:
-        while True:
+        while len(self.skipped) < len(self.files):
             if self._index >= len(self.files):
                 if not self.loop:
                     return None
                 self._index = 0
             path = self.files[self._index]
             self._index += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is not None:
-                self._pacer.wait()
-                return image
+            try:
+                image = read_image_file(path)
+            except ImageFileError as exc:
+                if path not in self.skipped:
+                    self.skipped.add(path)
+                    warn(f"skipped {exc}")
+                continue
+            self._pacer.wait()
+            return image
 
     def describe(self) -> str:
         return f"image folder {self.folder} ({len(self.files)} images at {self.fps:.0f} fps)"

@@ -18,6 +18,7 @@ import numpy as np
 
 from realtime.face.regions import eye_openness, mouth_openness
 from realtime.frames.sources import IMAGE_SUFFIXES
+from realtime.util.media_files import ImageFileError, read_image_file, video_problem
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MIN_FACE_PX = 64  # mesh box side: below this there is too little face to show
@@ -74,10 +75,12 @@ class Reference:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """A colour photo as BGR uint8, or ReferenceError (unreadable, grey, transparent over the face later)."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
-        raise ReferenceError(f"cannot read {path} as an image (corrupt, or not an image format OpenCV reads)")
+    """A colour photo as BGR uint8, upright by its EXIF orientation, or ReferenceError (unreadable, truncated,
+    grey, transparent)."""
+    try:
+        raw = read_image_file(path, cv2.IMREAD_UNCHANGED)  # as stored: alpha and bit depth kept, no EXIF turn
+    except ImageFileError as exc:
+        raise ReferenceError(str(exc)) from exc
     if raw.dtype == np.uint16:
         raw = (raw // 257).astype(np.uint8)
     if raw.dtype != np.uint8:
@@ -91,6 +94,8 @@ def read_image(path: Path) -> np.ndarray:
             raise ReferenceError(f"{path} has transparent pixels ({transparent:.0%} of it); flatten it onto an "
                                  "opaque background (the swap needs every face pixel)")
         raw = raw[:, :, :3]
+    elif raw.dtype == np.uint8 and raw.shape[2] == 3:
+        raw = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)  # the same pixels, EXIF-upright
     image = np.ascontiguousarray(raw)
     b, g, r = (image[:, :, i].astype(np.int16) for i in range(3))
     if max(np.abs(b - g).mean(), np.abs(g - r).mean()) < 1.0:
@@ -200,7 +205,7 @@ def _video(path: Path, landmarker, skipped: dict[str, int]) -> list[Candidate]:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise ReferenceError(f"cannot decode {path} as a video")
+        raise ReferenceError(video_problem(path))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     every = max(1, min(total or MAX_VIDEO_FRAMES, MAX_VIDEO_FRAMES) // MAX_VIDEO_CANDIDATES)
     out = []
