@@ -121,7 +121,8 @@ def kill_run(path: Path, kill_after: int, seconds: float = 60.0) -> dict:
     known = [s for s in stamps if s is not None]
     return {"handed": handed, "decoded": len(frames), "unreadable_stamps": len(stamps) - len(known),
             "increasing": all(b > a for a, b in zip(known, known[1:])),
-            "missing_before_last": (last + 1 - len(set(known))) if known else 0, "last_frame": last, "lost": handed - 1 - last, "lost_s": (handed - 1 - last) / FPS,
+            "missing_before_last": (last + 1 - len(set(known))) if known else 0, "last_frame": last,
+            "lost": handed - 1 - last, "lost_s": (handed - 1 - last) / FPS,
             "ffmpeg_errors": errors, "bytes": path.stat().st_size if path.exists() else 0,
             "write_ms_median": float(np.median(write_ms)) if write_ms else None,
             "write_ms_p99": float(np.percentile(write_ms, 99)) if write_ms else None}
@@ -178,8 +179,10 @@ def record_quality(frames: list[np.ndarray], folder: Path, name: str, **settings
 QUALITY_SETTINGS = {
     f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, bounded delay (default: {X264_PARAMS})": {},
     f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, x264's own lookahead (10 frames + 3 B-frames)": {"x264_params": ""},
-    f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, rc-lookahead=5:bframes=1": {"x264_params": "rc-lookahead=5:bframes=1:threads=2"},
-    f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, zero latency": {"x264_params": "rc-lookahead=0:bframes=0:sync-lookahead=0:sliced-threads=1"},
+    f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, rc-lookahead=5:bframes=1":
+        {"x264_params": "rc-lookahead=5:bframes=1:threads=2"},
+    f"x264 {DEFAULT_PRESET} CRF {DEFAULT_CRF}, zero latency":
+        {"x264_params": "rc-lookahead=0:bframes=0:sync-lookahead=0:sliced-threads=1"},
     f"x264 {DEFAULT_PRESET} CRF 23, bounded delay": {"crf": 23},
     f"x264 superfast CRF {DEFAULT_CRF}, bounded delay": {"preset": "superfast"},
     "OpenCV mp4v (MPEG-4 Part 2, before)": {"opencv": True},

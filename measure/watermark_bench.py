@@ -202,8 +202,9 @@ class Attack:
 
 
 def _pip(scale: float, where: tuple[float, float], background: str) -> Attack:
-    place = "(the whole canvas)" if scale >= 1.0 else {(0.0, 0.0): "top-left", (1.0, 1.0): "bottom-right", (0.0, 1.0): "bottom-left", (1.0, 0.0): "top-right",
-             (0.5, 0.5): "centre"}.get(where, f"at {where[0]:g},{where[1]:g}")
+    places = {(0.0, 0.0): "top-left", (1.0, 1.0): "bottom-right", (0.0, 1.0): "bottom-left", (1.0, 0.0): "top-right",
+              (0.5, 0.5): "centre"}
+    place = "(the whole canvas)" if scale >= 1.0 else places.get(where, f"at {where[0]:g},{where[1]:g}")
     make = game_background if background == "game" else natural_background
     return Attack(f"PiP {round(scale * 100)}% {place} over {background} (1920x1080) + H.264 CRF {CRF}",
                   lambda fr, fps: h264_stream(picture_in_picture(fr, scale, where, make()), fps))
@@ -326,9 +327,10 @@ def detect_windows(frames: Iterable[np.ndarray], fps: float) -> Iterator[tuple[D
 
 
 def run_robustness(clips: list[str], seconds: float, payload: Payload, attacks=ATTACKS, progress=True,
-                   amplitude: int = AMPLITUDE) -> dict:
+                   amplitude: int = AMPLITUDE, after_clip: Callable[[dict], None] | None = None) -> dict:
     """For each clip: every attack on the unmarked clip (false alarms), then on the marked clip
-    (detection, bit errors); returns the table's rows and the embedding figures."""
+    (detection, bit errors); returns the table's rows and the embedding figures. ``after_clip`` is given
+    the figures so far after each clip (a long run keeps what it measured)."""
     from tqdm import tqdm
 
     rows = {a.name: AttackRow(a.name) for a in attacks}
@@ -366,6 +368,9 @@ def run_robustness(clips: list[str], seconds: float, payload: Payload, attacks=A
                 row.message_bit_errors.append(msg_err)
                 row.z.append(det.z)
                 row.marked.append((det.z, det.payload == payload))
+        if after_clip is not None:
+            after_clip({"rows": [rows[a.name] for a in attacks], "psnr_db": psnrs, "embed_ms": embed_ms,
+                        "marker_ms": marker_ms})
     return {"rows": [rows[a.name] for a in attacks], "psnr_db": psnrs, "embed_ms": embed_ms, "marker_ms": marker_ms}
 
 
@@ -560,8 +565,13 @@ def main(argv: list[str] | None = None) -> int:
     attacks = [a for a in ATTACKS if words is None or any(w in a.name.lower() for w in words)]
     load = os.getloadavg()
     started = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def keep(partial: dict) -> None:
+        write_text(args.out / "partial.md", markdown(partial, None))
+
     result = ({"rows": [], "psnr_db": [0.0], "embed_ms": [0.0], "marker_ms": [0.0]} if args.false_alarms_only
-              else run_robustness(clips, args.seconds, payload, attacks, amplitude=args.amplitude))
+              else run_robustness(clips, args.seconds, payload, attacks, amplitude=args.amplitude, after_clip=keep))
     fa = None if args.no_false_alarms else run_false_alarms()
     table = markdown(result, fa)
     table += (f"\nClips: {', '.join(clips)} ({args.seconds:g} s each, at {WIDTH}x{HEIGHT}); mark +-{args.amplitude}; "
@@ -569,7 +579,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, at end: "
               + " ".join(f"{v:.2f}" for v in os.getloadavg()) + ".\n")
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "table.md", table)
     if not args.false_alarms_only:
         picture(load_clip(clips[0], 0.1)[0][0], payload, args.out / "watermark.png")

@@ -40,6 +40,7 @@ class Verdict:
     frames: int = 0
     frames_agreeing: int = 0
     credentials: dict | None = None
+    window_s: float = 2.0
     scale: float = 1.0  # the mark's size against a frame marked at this size (0.25: a quarter-width picture)
     angle: float = 0.0  # degrees the picture was turned
     mirrored: bool = False
@@ -66,10 +67,12 @@ class Verdict:
             text = (f"{self.path}: FOUND swapcam watermark: {self.payload.describe()}; confidence: sync z "
                     f"{self.z:.1f} (threshold {Z_THRESHOLD:.0f}), {100 * self.bit_agreement:.0f}% of coded bits "
                     f"consistent, checksum ok; agreed: {self.windows_agreeing} of {self.windows} "
-                    f"{'window(s) of 2 s' if self.windows > 1 or self.frames > 1 else 'still'} "
+                    f"{f'window(s) of {self.window_s:g} s' if self.windows > 1 or self.frames > 1 else 'still'} "
                     f"({self.frames_agreeing} of {self.frames} frames)")
             if self.geometry():
                 text += f"; mark found {self.geometry()}"
+            for note in self.notes:
+                text += f"; {note}"
         if self.credentials:
             text += f"\n    content credentials (C2PA): {self.credentials.get('summary')}"
         return text
@@ -82,7 +85,7 @@ class Verdict:
                 "sync_z": self.z, "bit_agreement": self.bit_agreement, "windows": self.windows,
                 "windows_agreeing": self.windows_agreeing, "frames": self.frames,
                 "frames_agreeing": self.frames_agreeing, "scale": self.scale, "angle_deg": self.angle,
-                "mirrored": self.mirrored, "credentials": self.credentials}
+                "mirrored": self.mirrored, "notes": self.notes, "credentials": self.credentials}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +167,7 @@ def verify_file(path: Path, window_s: float = 2.0, max_seconds: float | None = N
 
     if not path.exists():
         raise VerifyInputError(f"{path}: no such file")
+    overall_found = None
     if path.suffix.lower() in IMAGE_SUFFIXES:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -174,11 +178,24 @@ def verify_file(path: Path, window_s: float = 2.0, max_seconds: float | None = N
 
         windows = tqdm(_video_windows(path, window_s, max_seconds), desc=path.name, unit="window", leave=False,
                        disable=None)  # progress on a terminal only
-        detections = [detect_residuals(acc.means(), acc.frames) for acc in windows]
+        detections, whole = [], None
+        for acc in windows:
+            means = acc.means()
+            detections.append(detect_residuals(means, acc.frames))
+            if whole is None or whole[0].shape != means[0].shape:
+                whole = [means[0] * acc.frames, means[1] * acc.frames, acc.frames]
+            else:
+                whole = [whole[0] + means[0] * acc.frames, whole[1] + means[1] * acc.frames, whole[2] + acc.frames]
+        if len(detections) > 1 and not any(d.found for d in detections):
+            # Too faint in every window alone (e.g. a small picture-in-picture of a moving camera): the mark is
+            # static, so the whole clip's average may still show it.
+            overall = detect_residuals((whole[0] / whole[2], whole[1] / whole[2]), whole[2])
+            if overall.found:
+                overall_found = overall
     found = [d for d in detections if d.found]
     best = max(detections, key=lambda d: d.z)
     verdict = Verdict(path, False, z=best.z, windows=len(detections), frames=sum(d.frames for d in detections),
-                      scale=best.scale, angle=best.angle, mirrored=best.mirrored)
+                      window_s=window_s, scale=best.scale, angle=best.angle, mirrored=best.mirrored)
     if found:
         payload, _ = Counter(d.payload for d in found).most_common(1)[0]
         agreeing = [d for d in found if d.payload == payload]
@@ -186,6 +203,13 @@ def verify_file(path: Path, window_s: float = 2.0, max_seconds: float | None = N
         verdict.found, verdict.payload, verdict.z, verdict.bit_agreement = True, payload, best.z, best.bit_agreement
         verdict.scale, verdict.angle, verdict.mirrored = best.scale, best.angle, best.mirrored
         verdict.windows_agreeing, verdict.frames_agreeing = len(agreeing), sum(d.frames for d in agreeing)
+    elif overall_found is not None:
+        best = overall_found
+        verdict.found, verdict.payload, verdict.z, verdict.bit_agreement = True, best.payload, best.z, best.bit_agreement
+        verdict.scale, verdict.angle, verdict.mirrored = best.scale, best.angle, best.mirrored
+        verdict.frames_agreeing = best.frames
+        verdict.notes.append(f"too faint in any {window_s:g}-s window alone; found in the average of all "
+                             f"{len(detections)} windows")
     if path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
         verdict.credentials = _credentials(path)
     return verdict
