@@ -115,8 +115,8 @@ LAYOUTS = {  # name: (attack, expected scale, angle, mirrored)
     "PiP 100% (upscaled to 1080p)": (lambda fr, fps: picture_in_picture(fr, 1.0, (0, 0), game_background()),
                                      1.0, 0.0, False),
     "mirrored": (lambda fr, fps: mirror(fr), 1.0, 0.0, True),
-    "rotated +5 deg": (lambda fr, fps: rotate(fr, 5), 1.0, -5.0, False),
-    "rotated -2 deg": (lambda fr, fps: rotate(fr, -2), 1.0, 2.0, False),
+    "rotated +5 deg": (lambda fr, fps: rotate(fr, 5), 1.0, 5.0, False),
+    "rotated -2 deg": (lambda fr, fps: rotate(fr, -2), 1.0, -2.0, False),
 }
 
 
