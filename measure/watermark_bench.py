@@ -1,6 +1,7 @@
 """How well the output watermark survives what calls, streams and layouts do to video: the robustness table.
 
     python -m measure.watermark_bench [--seconds 16] [--clips ...] [--attacks SUBSTRING,...] [--out watermark_bench]
+    python -m measure.watermark_bench --layouts docs/watermark_layouts.png    (four layouts, what was read)
 
 Marked clips are made at 1280x720 from the development videos in ../shared/data (cropped to 16:9
 and resized) or, where that folder is absent, from the built-in demo source; each is marked with a
@@ -518,6 +519,36 @@ def picture(frame: np.ndarray, payload: Payload, path: Path) -> Path:
     return write_image(path, np.hstack(panels))
 
 
+def layouts_picture(path: Path, fingerprint: bytes = bytes.fromhex("5ca1ab1e")) -> Path:
+    """A PNG to look at (docs/watermark_layouts.png): the marked demo clip (2 s) in four layouts (PiP 25 %
+    over a game, PiP 33 % top-left over a photograph, mirrored, turned 5 degrees), each through H.264 CRF 28,
+    a middle frame shown at 640x360 under a caption of what the detector read from the 2-s window."""
+    from measure.watermark_detect import detect_frames
+    from realtime.util.atomic_files import write_image
+
+    frames, fps, _ = load_clip("demo", WINDOW_S)
+    marker = OutputMarker(fingerprint)
+    marked = [marker(f.copy()) for f in frames]
+    cases = (("PiP 25% over a game", lambda fr: picture_in_picture(fr, 0.25, (1, 1), game_background())),
+             ("PiP 33% top-left over a photograph", lambda fr: picture_in_picture(fr, 1 / 3, (0, 0),
+                                                                                  natural_background())),
+             ("mirrored", mirror), ("turned 5 degrees", lambda fr: rotate(fr, 5)))
+    panels = []
+    for title, attack in cases:
+        out = h264_roundtrip(list(attack(marked)), fps)
+        det = detect_frames(out)
+        read = f"FOUND {det.payload.fingerprint.hex()}" if det.found and det.payload else "not found"
+        text = (f"{title} + H.264 CRF 28", f"{read}  z {det.z:.1f}",
+                f"scale {100 * det.scale:.0f}%  turn {det.angle:+.1f} deg{'  mirrored' if det.mirrored else ''}")
+        caption = np.zeros((72, 640, 3), np.uint8)
+        for i, line in enumerate(text):
+            cv2.putText(caption, line, (8, 20 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+        shown = cv2.resize(out[len(out) // 2], (640, 360), interpolation=cv2.INTER_AREA)
+        panels.append(np.vstack([caption, shown]))
+    return write_image(path, np.vstack([np.hstack(panels[:2]), np.hstack(panels[2:])]))
+
+
 def marking_cost(frames: int = 1000, size: tuple[int, int] = (WIDTH, HEIGHT)) -> dict:
     """ms per frame of the watermark alone and of the live marker (label + watermark) on fresh frames
     (copied in, untimed, like the merge's output): median and p95 over ``frames``, interleaved."""
@@ -555,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--marked-only", action="store_true", help="skip the attacks on the unmarked clips too")
     p.add_argument("--false-alarms-only", action="store_true", help="only the unmarked-input sweep")
     p.add_argument("--cost", action="store_true", help="only measure the marking cost per 1280x720 frame, then stop")
+    p.add_argument("--layouts", type=Path, default=None, metavar="PNG",
+                   help="only write the four-layouts picture (docs/watermark_layouts.png) there, then stop")
     p.add_argument("--out", type=Path, default=Path("watermark_bench"),
                    help="folder for table.md, result.json and watermark.png (a crop to look at)")
     args = p.parse_args(argv)
@@ -565,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {figures['p95_ms']:.3f})")
         print(f"load average before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; after: "
               + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+        return 0
+    if args.layouts:
+        print(f"wrote {layouts_picture(args.layouts)}")
         return 0
     clips = args.clips or ([c for c in CLIPS if (SHARED / c).exists()] or ["demo"])
     payload = Payload.now(bytes.fromhex("5ca1ab1e"))
