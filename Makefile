@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The app window where a display exists, else the live loop in the terminal (swapcam/start.py).
 live: install
-	$(BIN)/python run_live.py $(ARGS)
+	$(BIN)/python -m swapcam.start $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

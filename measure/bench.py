@@ -37,6 +37,7 @@ COMPARE_KEYS = {
     "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
+    "preview": "the app's preview window (Qt, 1280x720, newest frame only) shown and fed every output frame: on/off",
 }
 
 
@@ -57,6 +58,7 @@ class BenchConfig:
     split: bool | None = None  # None: the pipeline decides
     mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
     crop_scale: float | None = None  # None: the model's (metadata, else 1)
+    preview: bool = False  # the app's preview window fed every output frame (measure.bench_preview)
     name: str = ""
 
     def session_key(self) -> tuple:
@@ -122,6 +124,8 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
         return replace(config, split=_parse_bool(value))
     if key == "mark":
         return replace(config, mark=_parse_bool(value))
+    if key == "preview":
+        return replace(config, preview=_parse_bool(value))
     if key == "crop_scale":
         from realtime.face.alignment import check_crop_scale
 
@@ -248,6 +252,8 @@ class _Run:
     split_used: bool | None = None
     rss_after_setup_mb: float = 0.0
     traced_peak_mb: float = 0.0
+    preview: object = None  # measure.bench_preview.PreviewHarness, for preview configurations
+    preview_shown: int = 0  # measured frames the preview was handed and painted
 
 
 def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
@@ -279,6 +285,8 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
 
     source = StampedSource(run.store, run.clock, run.config.pace, stamp=stamp)
     sink = StampReaderSink(NullSink(), run.clock, on_frame)
+    sinks = [sink] + ([run.preview.slot] if run.preview is not None else [])
+    shown_before = run.preview.shown if run.preview is not None else 0
     latencies_before = len(run.clock.latency_ms)
     unreadable_before = run.clock.unreadable
     ticks0, cpu0 = _cpu_ticks(), time.process_time()
@@ -286,7 +294,7 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     if run.config.split is not None:
         extra["split"] = run.config.split
     try:
-        pipeline = Pipeline(source, run.processor, [sink], record_frames=True, **extra)
+        pipeline = Pipeline(source, run.processor, sinks, record_frames=True, **extra)
     except (TypeError, ValueError) as exc:
         raise BenchError(f"configuration {run.config.name!r}: this pipeline cannot run split={run.config.split} ({exc})") from exc
     run.split_used = getattr(pipeline, "split", None)
@@ -305,6 +313,8 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     if len(stats.t_output) > 1:
         run.fps_frames += len(stats.t_output) - 1
         run.fps_span += float(stats.t_output[-1] - stats.t_output[0])
+    if run.preview is not None:
+        run.preview_shown += run.preview.shown - shown_before
     run.captured += stats.frames_captured
     run.out += stats.frames_out
     run.dropped_capture += stats.dropped_capture
@@ -405,15 +415,46 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "memory": {"rss_peak_mb_after_setup": run.rss_after_setup_mb, "tracemalloc_peak_mb": run.traced_peak_mb or None},
         "setup_s": run.setup_s,
         "swapper_warmup_ms": run.swapper.warmup_ms,
+        "preview_frames_shown": run.preview_shown if run.config.preview else None,
         "model_only": mo,
         "pipeline_over_model_only": (fps / mo["fps"]) if fps and mo.get("fps") else None,
     }
 
 
-def run_bench(spec: str, configs: list[BenchConfig], options: BenchOptions) -> dict:
-    """Measure every configuration on ``spec`` (video file, image folder or 'demo'); returns the report."""
+def _measure(configs: list[BenchConfig], frames: list[np.ndarray], options: BenchOptions, runs: list[_Run],
+             preview) -> dict:
+    """Build every configuration (into ``runs``), warm them up, measure them in turns, then time the models alone;
+    returns the model-only figures."""
     from tqdm import tqdm
 
+    for config in configs:
+        run = _build(config, frames)
+        run.preview = preview if config.preview else None
+        run.rss_after_setup_mb = _rss_mb()[0]
+        runs.append(run)
+    total = len(runs) * (options.warmup + options.frames)
+    with tqdm(total=total, desc="bench", unit="frame", disable=not options.progress) as bar:
+        if options.warmup:
+            for run in runs:
+                _chunk(run, options.warmup, False, options.stamp, bar.update)
+        remaining = {id(r): options.frames for r in runs}
+        while any(remaining.values()):
+            for run in runs:
+                n = min(options.chunk, remaining[id(run)])
+                if n <= 0:
+                    continue
+                bar.set_postfix_str(run.config.name)
+                if options.trace_memory:
+                    tracemalloc.reset_peak()
+                _chunk(run, n, True, options.stamp, bar.update)
+                if options.trace_memory:
+                    run.traced_peak_mb = max(run.traced_peak_mb, tracemalloc.get_traced_memory()[1] / 2**20)
+                remaining[id(run)] -= n
+    return _model_only(runs, frames, options.model_only_runs)
+
+
+def run_bench(spec: str, configs: list[BenchConfig], options: BenchOptions) -> dict:
+    """Measure every configuration on ``spec`` (video file, image folder or 'demo'); returns the report."""
     from measure.bench_report import machine_description
 
     if not configs:
@@ -422,33 +463,21 @@ def run_bench(spec: str, configs: list[BenchConfig], options: BenchOptions) -> d
         raise BenchError("--frames and --chunk must be at least 2")
     machine = machine_description()
     frames = load_frames(spec, options.max_load)
+    preview = None
+    if any(c.preview for c in configs):
+        from measure.bench_preview import PreviewHarness
+
+        h, w = frames[0].shape[:2]
+        preview = PreviewHarness((w, h))
     if options.trace_memory:
         tracemalloc.start()
-    runs = []
+    runs: list[_Run] = []
+
+    def measure() -> dict:
+        return _measure(configs, frames, options, runs, preview)
+
     try:
-        for config in configs:
-            run = _build(config, frames)
-            run.rss_after_setup_mb = _rss_mb()[0]
-            runs.append(run)
-        total = len(runs) * (options.warmup + options.frames)
-        with tqdm(total=total, desc="bench", unit="frame", disable=not options.progress) as bar:
-            if options.warmup:
-                for run in runs:
-                    _chunk(run, options.warmup, False, options.stamp, bar.update)
-            remaining = {id(r): options.frames for r in runs}
-            while any(remaining.values()):
-                for run in runs:
-                    n = min(options.chunk, remaining[id(run)])
-                    if n <= 0:
-                        continue
-                    bar.set_postfix_str(run.config.name)
-                    if options.trace_memory:
-                        tracemalloc.reset_peak()
-                    _chunk(run, n, True, options.stamp, bar.update)
-                    if options.trace_memory:
-                        run.traced_peak_mb = max(run.traced_peak_mb, tracemalloc.get_traced_memory()[1] / 2**20)
-                    remaining[id(run)] -= n
-        model_only = _model_only(runs, frames, options.model_only_runs)
+        model_only = preview.run(measure) if preview is not None else measure()
     finally:
         for run in runs:
             run.processor.close()

@@ -94,17 +94,29 @@ def start_child(path: Path, seconds: float, *extra: str) -> subprocess.Popen:
                             env=env, cwd=repo, start_new_session=True)
 
 
-def kill_run(path: Path, kill_after: int, seconds: float = 60.0) -> dict:
-    """Record, SIGKILL the whole process group once ``kill_after`` frames were handed over, read the file."""
+def _has_fragment(path: Path) -> bool:
+    """Whether the recording holds its first movie fragment (before it, a kill leaves a file with no frames)."""
+    try:
+        return b"moof" in path.read_bytes()
+    except OSError:
+        return False
+
+
+def kill_run(path: Path, kill_after: int, seconds: float = 60.0, *, fragment_first: bool = False) -> dict:
+    """Record, SIGKILL the whole process group once ``kill_after`` frames were handed over, read the file.
+
+    ``fragment_first``: and not before the file holds its first fragment (the encoder's start-up, ~0.5 s on a
+    quiet machine, longer on a loaded one, is then not what is measured)."""
     proc = start_child(path, seconds)
-    handed, write_ms = 0, []
+    handed, write_ms, ready = 0, [], not fragment_first
     try:
         for line in proc.stdout:
             parts = line.split()
             if parts and parts[0].isdigit():
                 handed = int(parts[0]) + 1
                 write_ms.append(float(parts[1]))
-                if handed >= kill_after:
+                ready = ready or _has_fragment(path)
+                if handed >= kill_after and ready:
                     os.killpg(proc.pid, signal.SIGKILL)
                     break
     finally:

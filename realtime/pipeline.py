@@ -416,6 +416,18 @@ class Pipeline:
             except Exception as exc:
                 self._errors.append(f"closing {type(sink).__name__}: {exc}")
 
+    def live_figures(self) -> dict[str, float]:
+        """Cheap figures to read while it runs (a front-end polls them): output fps and latency p50/p95 ms over
+        the HUD's rolling window, frames out and captured, frames dropped so far (all slots)."""
+        now = time.perf_counter()
+        with self._lock:
+            fps = self._hud.fps_at(now) if len(self._hud) else 0.0
+            p50, p95 = self._hud.latency_percentiles(50, 95)
+            frames = self._figures.frames
+        slots = [s for s in (self._in_slot, *self._mid_slots, self._out_slot) if s is not None]
+        return {"fps": fps, "latency_p50_ms": p50, "latency_p95_ms": p95, "frames": frames,
+                "captured": self._captured, "dropped": sum(s.dropped for s in slots)}
+
     def stats(self) -> PipelineStats:
         """Figures so far (callable during or after ``run``)."""
         with self._lock:

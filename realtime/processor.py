@@ -14,6 +14,7 @@ any frame in bypass) is returned as the very same array, unchanged.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,6 +73,17 @@ class FaceSwapProcessor:
         self.index = (self.index + step) % len(self.swappers)
         self.merger = Merger(self.merge_settings, mask_smoothing=self._mask_smoothing, color_smoothing=self._color_smoothing)
         return f"model {self.swapper.name}"
+
+    def use_swapper(self, swapper) -> None:
+        """Swap with ``swapper`` from the next frame on (the live session's target switch); the merge's per-face
+        temporal state starts again, as on ``select_model``."""
+        self.swappers, self.index = [swapper], 0
+        self.merger = Merger(self.merge_settings, mask_smoothing=self._mask_smoothing, color_smoothing=self._color_smoothing)
+
+    def set_merge(self, **changes) -> None:
+        """Change fields of the merge settings (validated) from the next frame on; temporal state is kept."""
+        self.merge_settings = replace(self.merge_settings, **changes).validate()
+        self.merger.settings = self.merge_settings
 
     def next_model(self) -> str:
         return self.select_model(+1)

@@ -80,6 +80,8 @@ def _print_summary(report: dict) -> None:
               f"{lat['p50']:.1f}/{lat['p95']:.1f}/{lat['p99']:.1f} ms; dropped {r['dropped']['total']}; "
               f"CPU {r['cpu']['process_percent']:.0f}%; {r['provider']}")
         print(f"    stage ms p50: {stages}")
+        if r.get("preview_frames_shown") is not None:
+            print(f"    preview window: {r['preview_frames_shown']} of {r['frames_out']} measured frames shown")
 
 
 def _write_report(report: dict, out: Path, stem: str, draw_png) -> None:

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("swapcam.train_cli", "train a DF/LIAE autoencoder on a src and a dst faceset"),
     "export": ("swapcam.export_cli", "export encoder + src decoder as one DFM-compatible ONNX model"),
     "live": ("swapcam.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
+    "app": ("swapcam.app_cli", "the desktop window: preview, source, targets, controls, outputs (+ control API)"),
     "bench": ("swapcam.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
     "eval": ("swapcam.eval_cli", "measure swap quality: identity, pose/expression, stability"),
     "verify": ("swapcam.verify_cli", "does a video or image carry swapcam's watermark? (model fingerprint, time)"),

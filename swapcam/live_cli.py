@@ -113,6 +113,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--opacity", type=float, default=d.opacity, help="0..1 strength of the swap")
     g.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask amount on the swapped face (0 = off)")
 
+    g = parser.add_argument_group("control API (README: 'Control API')")
+    g.add_argument("--api", default=None, metavar="[HOST:]PORT",
+                   help="serve the local HTTP control API (state, settings, target, outputs) on this port; the host is "
+                        "127.0.0.1 unless given (any other host prints a warning)")
+    g.add_argument("--api-token", default=None, metavar="TOKEN",
+                   help="the token every API request must send (Authorization: Bearer TOKEN); default: a random one "
+                        "made once and kept in the config folder (~/.config/swapcam/api_token), printed at start")
+
     g = parser.add_argument_group("run")
     g.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames")
     g.add_argument("--pipelining", choices=("auto", "split", "serial"), default="auto",
@@ -153,20 +161,32 @@ def _default_models() -> list[Path]:
     return [model]
 
 
-def _load_models(args) -> list:
-    from realtime.swap.swappers import open_swapper
+def session_options(args):
+    """The live session's fixed options from a `swapcam live` command line."""
+    from realtime.session import SessionOptions
 
-    paths = args.model or _default_models()
-    providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
-    swappers = []
-    for path in paths:
-        swapper = open_swapper(path, face_type=args.face_type, crop_scale=args.crop_scale, providers=providers,
-                               morph_value=args.morph, threads=args.threads, resolution=args.photo_resolution,
-                               forehead=args.forehead, proportions=args.proportions)
-        swapper.prepare()
-        _say(swapper.describe() + f"; warm-up {swapper.warmup_ms:.0f} ms")
-        swappers.append(swapper)
-    return swappers
+    providers = tuple(p.strip() for p in args.providers.split(",")) if args.providers else None
+    split = {"split": True, "serial": False}.get(args.pipelining)
+    return SessionOptions(
+        max_faces=args.max_faces, largest_only=args.largest_only, landmark_max_side=args.landmark_max_side,
+        min_cutoff=args.min_cutoff, beta=args.beta, mask_smoothing=args.mask_smoothing,
+        color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade, split=split, face_type=args.face_type,
+        crop_scale=args.crop_scale, providers=providers, morph_value=args.morph, threads=args.threads,
+        photo_resolution=args.photo_resolution, proportions=args.proportions, vcam_format=args.vcam_format,
+        vcam_device=args.vcam_device, vcam_backend=args.vcam_backend,
+        record_every_frame=args.unpaced)
+
+
+def load_targets(args, options, forehead: float) -> list:
+    """Every --model (or the defaults), opened and warmed up, each described as it loads."""
+    from realtime.swap.target_loader import open_target
+
+    targets = []
+    for path in args.model or _default_models():
+        target = open_target(path, options, forehead)
+        _say(target.swapper.describe() + f"; warm-up {target.swapper.warmup_ms:.0f} ms")
+        targets.append(target)
+    return targets
 
 
 def _announce_provenance(swappers: list) -> None:
@@ -204,11 +224,13 @@ def _open_source(args):
     return src
 
 
-def _make_sinks(args, fps: float, actions: dict) -> list:
+def _make_outputs(args, fps: float, actions: dict, keys: dict) -> tuple[list, object, Path | None]:
+    """What --sink asks for: (the front-end's own sinks, a virtual camera to start with or None, a video file to
+    record to or None). The virtual camera and the recording are the session's outputs; windows and stills
+    are sinks of this command line."""
     from realtime.frames.sinks import (
         NullSink,
         SideBySideSink,
-        VideoFileSink,
         VirtualCameraSink,
         display_available,
         virtual_camera_available,
@@ -217,7 +239,7 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
     def window():
         from realtime.frames.sinks import WindowSink
 
-        return WindowSink(actions=actions, hud=not args.no_hud)
+        return WindowSink(actions=actions, keys=keys, hud=not args.no_hud)
 
     def virtual_camera() -> tuple[VirtualCameraSink | None, str]:
         ok, why = virtual_camera_available(args.vcam_format, args.width, args.height)
@@ -225,25 +247,25 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
         return (sink if ok else None), why
 
     requested = args.sink or ["auto"]
-    sinks = []
+    sinks, vcam, record = [], None, None
     for kind in requested:
         if kind == "auto":
-            vcam, why = virtual_camera()
-            if vcam:
-                sinks.append(vcam)
+            found, why = virtual_camera()
+            if found:
+                vcam = found
                 _say(f"output: {why} (a virtual camera was found; Zoom/Meet/OBS can pick it)")
             elif display_available():
                 sinks.append(window())
                 _say(f"output: preview window — {why}")
             else:
-                sinks.append(VideoFileSink(args.output, fps=fps, live=not args.unpaced))
+                record = args.output
                 _say(f"output: video file {args.output} — no virtual camera and no display ($DISPLAY / "
                      f"$WAYLAND_DISPLAY unset). Why no virtual camera: {why}")
             _say("change the output with --sink vcam|window|file|null (repeatable) and --output PATH")
         elif kind == "vcam":
-            vcam, why = virtual_camera()
-            if vcam:
-                sinks.append(vcam)
+            found, why = virtual_camera()
+            if found:
+                vcam = found
                 _say(f"output: {why}")
             elif not args.no_window_fallback and display_available():
                 _say(f"{why}\nswapcam live: falling back to a preview window (--no-window-fallback to fail instead)")
@@ -256,28 +278,38 @@ def _make_sinks(args, fps: float, actions: dict) -> list:
             sinks.append(window())
             _say("output: preview window")
         elif kind == "file":
-            sinks.append(VideoFileSink(args.output, fps=fps, live=not args.unpaced))
+            record = args.output
             _say(f"output: video file {args.output}")
         elif kind == "null":
             sinks.append(NullSink())
     if args.side_by_side:
         sinks.append(SideBySideSink(args.side_by_side, at_frame=args.side_by_side_frame))
-    return sinks
+    return sinks, vcam, record
 
 
-def _add_credentials(path: Path, swapper) -> None:
-    """Sign a written video with a C2PA manifest (made by swapcam, trained algorithmic media, the model)."""
-    from realtime.marking.content_credentials import CredentialsUnavailable, sign_video
-    from realtime.marking.marker import provenance
+def _log_event(event) -> None:
+    """A session event on the terminal: problems on stderr, outputs and targets on stdout (settings changes
+    show in the window's status line instead)."""
+    if event.level in ("warning", "error"):
+        print(f"swapcam live: {event.level}: {event.message}", file=sys.stderr, flush=True)
+    elif event.kind != "settings":
+        _say(event.message)
 
-    try:
-        sign_video(path, provenance(swapper))
-        _say(f"{path}: C2PA content credentials added (signed with this machine's self-signed certificate)")
-    except CredentialsUnavailable as exc:
-        _say(f"{path}: no C2PA content credentials: {exc}")
-    except Exception as exc:  # the video itself is finished and kept; only the manifest is missing
-        print(f"swapcam live: warning: {path}: C2PA signing failed ({type(exc).__name__}: {exc})",
-              file=sys.stderr, flush=True)
+
+def gallery_folders(user_folder: Path | None = None) -> list[tuple[Path, bool]]:
+    """Where targets are found, as ``realtime.swap.targets.scan_targets`` takes them: the shipped models, the
+    shipped photos, the user's own folder (``--targets``, else ``swapcam.config.targets_dir()``)."""
+    from swapcam.config import targets_dir
+
+    models = _shipped(Path("models"))
+    return [(models, False), (models / "photos", True), (user_folder or targets_dir(), True)]
+
+
+def gallery_for(session) -> list[dict]:
+    """The targets an API client can pick from: the start-up list, the shipped models and photos, the user's folder."""
+    from realtime.swap.targets import scan_targets
+
+    return [entry.as_dict() for entry in scan_targets(gallery_folders(), extra=list(session.playlist))]
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -301,63 +333,65 @@ def _stop_on_signals() -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the live loop; returns 0 on a clean end, 2 on bad input."""
-    from realtime.util.atomic_files import write_text
-    from realtime.merging.merge import MergeSettings
-    from realtime.swap.model_contract import ModelContractError
-    from realtime.pipeline import Pipeline
-    from realtime.processor import FaceSwapProcessor
-    from realtime.face.smoothing import LandmarkSmoother
+    from realtime import live_settings
     from realtime.frames.sources import SourceError
+    from realtime.session import LiveSession
+    from realtime.swap.model_contract import ModelContractError
+    from realtime.util.atomic_files import write_text
+    from swapcam.control_api import ApiAddressError, parse_address, start_api
 
     try:
-        merge = MergeSettings(mask=args.mask, hull=args.hull, threshold=args.mask_threshold, erode=args.erode,
-                              blur=args.blur, color=args.color,
-                              opacity=args.opacity, sharpen=args.sharpen).validate()
-        swappers = _load_models(args)
+        settings = live_settings.from_args(args)
+        if args.api:
+            parse_address(args.api)
+        options = session_options(args)
+        targets = load_targets(args, options, float(settings["forehead"]))
     except (FileNotFoundError, ModelContractError, ValueError) as exc:
         return _fail(str(exc))
-    _announce_provenance(swappers)
+    _announce_provenance([t.swapper for t in targets])
     try:
         source = _open_source(args)
     except SourceError as exc:
         return _fail(str(exc))
-    processor = FaceSwapProcessor(
-        swappers, max_faces=args.max_faces, largest_only=args.largest_only, merge=merge,
-        smoother=LandmarkSmoother(args.min_cutoff, args.beta, enabled=not args.no_smoothing),
-        mask_smoothing=args.mask_smoothing, color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade,
-        landmark_max_side=args.landmark_max_side)
-    pipeline = None
-    actions = {"quit": lambda: pipeline.stop(), "bypass": processor.toggle_bypass,
-               "next_model": processor.next_model, "prev_model": processor.prev_model}
+    session = None
+    actions = {"quit": lambda: session.stop(), "next_model": lambda: session.step_target(+1),
+               "prev_model": lambda: session.step_target(-1)}
+    actions.update({name: (lambda n=name: session.toggle(n)) for name in live_settings.HOTKEYS.values()})
     try:
-        sinks = _make_sinks(args, float(getattr(source, "fps", args.fps) or args.fps), actions)
+        sinks, vcam, record = _make_outputs(args, float(getattr(source, "fps", args.fps) or args.fps), actions,
+                                            live_settings.HOTKEYS)
     except (RuntimeError, ValueError) as exc:
         source.close()
-        processor.close()
         return _fail(str(exc))
-    from realtime.marking.marker import OutputMarker
-
-    marker = OutputMarker.for_swappers(lambda: processor.swapper, label=not args.no_label)
+    session = LiveSession(source, targets, options=options, settings=settings, sinks=sinks, vcam=vcam, record=record,
+                          log=_log_event)
     _say("every output frame carries an invisible watermark naming the model (check with `swapcam verify FILE`)"
          + ("" if args.no_label else " and a visible 'AI-altered video' label (--no-label removes it)"))
-    pipeline = Pipeline(source, processor, sinks, split={"split": True, "serial": False}.get(args.pipelining),
-                        marker=marker)
     if args.pipelining == "auto":
-        _say(f"processing: {'split in two threads' if pipeline.split else 'one thread'} ({os.cpu_count()} CPU cores; "
+        _say(f"processing: {'split in two threads' if session.split else 'one thread'} ({os.cpu_count()} CPU cores; "
              "change with --pipelining split|serial)")
+    api = None
+    if args.api:
+        try:
+            api = start_api(session, args.api, args.api_token, lambda: gallery_for(session), _say)
+        except ApiAddressError as exc:
+            session.close()
+            source.close()
+            return _fail(str(exc))
     _stop_on_signals()
-    _say("running — Ctrl-C stops" + (" (window keys: b bypass, q quit, n/p model, s screenshot, h HUD)"
+    keys = ", ".join(f"{k} {name}" for k, name in live_settings.HOTKEYS.items())
+    _say("running — Ctrl-C stops" + (f" (window keys: {keys}, q quit, n/p model, s screenshot, h HUD)"
                                       if any(type(s).__name__ == "WindowSink" for s in sinks) else ""))
     try:
-        stats = pipeline.run(max_frames=args.max_frames)
+        stats = session.run(max_frames=args.max_frames)
     finally:
-        processor.close()
+        if api is not None:
+            api.stop()
+        session.close()
     print(stats.summary(), flush=True)
     for sink in sinks:
         if hasattr(sink, "path") and Path(sink.path).exists():
             _say(f"wrote {sink.path}")
-            if hasattr(sink, "codec") and not getattr(sink, "error", None):  # a finished video: credentials
-                _add_credentials(Path(sink.path), processor.swapper)
     if args.stats_json:
         write_text(args.stats_json, json.dumps(stats.as_dict(), indent=2))
     if stats.errors:

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.videos",
     "tests.fixtures.facesets",
     "tests.fixtures.models",
+    "tests.fixtures.sessions",
 ]

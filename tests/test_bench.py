@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -122,3 +123,23 @@ def test_bench_refuses_a_missing_model_and_a_bad_source(astronaut_video, tmp_pat
     assert "model.onnx" in capsys.readouterr().err
     assert main(["bench", str(astronaut_video), "--model", str(bogus), "--pace", "quick", "--no-progress"]) == 1
     assert "quick" in capsys.readouterr().err
+
+
+def test_the_preview_window_is_a_configuration_it_measures(astronaut_video, tmp_path):
+    """--compare preview=off,on: the app's preview (Qt, offscreen here) fed every output frame in one of them."""
+    import os
+
+    pytest.importorskip("PySide6")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from swapcam.cli import main
+
+    photo = Path(__file__).resolve().parents[1] / "models" / "photos" / "london_063.jpg"
+    out = tmp_path / "bench"
+    code = main(["bench", str(astronaut_video), "--model", str(photo), "--pace", "fast", "--compare",
+                 "preview=off,on", "--frames", "20", "--warmup", "4", "--chunk", "10", "--model-only-runs", "3",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    off, on = json.loads((out / "bench.json").read_text())["runs"]
+    assert (off["name"], on["name"]) == ("preview=off", "preview=on")
+    assert off["preview_frames_shown"] is None and 0 < on["preview_frames_shown"] <= on["frames_out"] == 20
+    assert on["dropped"]["total"] == 0  # read as fast as possible: the preview never holds a frame back

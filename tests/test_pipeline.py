@@ -9,7 +9,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import pyvirtualcam
 
 from realtime.frames.demo_source import DemoSource
 from measure.evaluate import read_frames
@@ -19,32 +18,12 @@ from realtime.processor import FaceSwapProcessor
 from realtime.frames.sinks import CollectSink, VideoFileSink, VirtualCameraSink
 from realtime.frames.sources import ImageFolderSource, VideoFileSource
 from realtime.swap.swapper import FaceSwapper
+from tests.fixtures.cameras import recording_backend
 from tests.fixtures.faces import shared_path
 
 
 def _read_all(path) -> list[np.ndarray]:
     return list(read_frames(path))
-
-
-class _Recorder:
-    """pyvirtualcam backend that keeps the bytes it is sent (the documented Backend interface)."""
-
-    frames: list[np.ndarray] = []
-
-    def __init__(self, *, width, height, fps, fourcc, device, **kw):
-        self.size = (width, height)
-
-    def send(self, frame):
-        _Recorder.frames.append(frame.copy())
-
-    def close(self):
-        pass
-
-    def device(self):
-        return "recorder"
-
-    def native_fourcc(self):
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +33,8 @@ def swapper(exported_model):
 
 @pytest.fixture()
 def recorder():
-    _Recorder.frames = []
-    pyvirtualcam.register_backend("swapcam-pipeline-test", _Recorder)
-    yield _Recorder
-    pyvirtualcam.camera.BACKENDS.pop("swapcam-pipeline-test", None)
+    with recording_backend("swapcam-pipeline-test") as camera:
+        yield camera
 
 
 def test_latest_slot_newest_wins_and_blocking_mode():

@@ -175,16 +175,18 @@ class WindowSink:
     """A preview window with a HUD (fps, latency p50/p95, per-stage ms, faces) and keys.
 
     ``actions`` maps action names to callables: 'quit', 'bypass', 'next_model', 'prev_model'
-    (screenshot and HUD are handled here). Screenshots go to ``screenshot_dir`` as PNG.
+    (screenshot and HUD are handled here); ``keys`` adds key -> action name bindings (the live settings'
+    hotkeys, ``realtime.live_settings.HOTKEYS``). Screenshots go to ``screenshot_dir`` as PNG.
     """
 
     KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "bypass", ord("n"): "next_model", ord("p"): "prev_model",
             ord("s"): "screenshot", ord("h"): "hud"}
 
     def __init__(self, *, title: str = "swapcam", actions: dict[str, Callable[[], object]] | None = None,
-                 hud: bool = True, screenshot_dir: str | Path = ".") -> None:
+                 keys: dict[str, str] | None = None, hud: bool = True, screenshot_dir: str | Path = ".") -> None:
         self.title = title
         self.actions = dict(actions or {})
+        self.keys = {**self.KEYS, **{ord(k): action for k, action in (keys or {}).items()}}
         self.hud = hud
         self.screenshot_dir = Path(screenshot_dir)
         self.status = ""
@@ -208,7 +210,7 @@ class WindowSink:
 
     def handle_key(self, key: int) -> str | None:
         """Run the action bound to ``key``; returns its name."""
-        action = self.KEYS.get(key)
+        action = self.keys.get(key)
         if action == "hud":
             self.hud = not self.hud
         elif action == "screenshot" and self._last is not None:

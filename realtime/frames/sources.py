@@ -61,6 +61,38 @@ def list_cameras(max_index: int = 10) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class CameraMode:
+    """A camera that opens, with the frame size and rate it delivers when asked for ``width`` x ``height``."""
+
+    device: str
+    width: int
+    height: int
+    fps: float
+
+    def describe(self) -> str:
+        return f"camera {self.device} ({self.width}x{self.height} @ {self.fps:.0f} fps)"
+
+
+def probe_cameras(width: int = 640, height: int = 480, fps: float = 30.0) -> list[CameraMode]:
+    """The cameras that open and deliver a frame (``list_cameras``), each with the mode it gives for the size
+    and rate asked. Opens every camera: call it off a GUI thread."""
+    if not glob.glob("/dev/video*") and os.name == "posix" and os.uname().sysname == "Linux":
+        return []  # Linux without /dev/video*: no camera; skip ten slow failing opens (and OpenCV's complaints)
+    found = []
+    for device in list_cameras():
+        try:
+            cam = WebcamSource(int(device) if device.isdigit() else device, width=width, height=height, fps=fps)
+        except SourceError:
+            continue
+        try:
+            w, h = int(cam._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cam._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            found.append(CameraMode(device, w, h, cam.fps))
+        finally:
+            cam.close()
+    return found
+
+
 class WebcamSource:
     """A camera by index (0, 1, ...) or device path, with a driver buffer of one frame.
 
@@ -279,6 +311,58 @@ def first_webcam(**kwargs) -> WebcamSource | None:
             return cam
         cam.close()
     return None
+
+
+class SwitchableSource:
+    """A source whose frames come from another source that can be replaced while it runs (the live session's
+    source picker): ``switch(new)`` makes the next ``read`` come from ``new`` and closes the old one there,
+    in the capture thread, so capture never restarts. ``live`` is the first source's (the pipeline reads
+    it once); ``read`` returns None (the end) when no source is set."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self._next = None
+        self._lock = threading.Lock()
+        self.live = getattr(source, "live", True)
+
+    @property
+    def current(self):
+        return self._next or self._source
+
+    @property
+    def fps(self) -> float:
+        return float(getattr(self.current, "fps", 30.0) or 30.0)
+
+    @property
+    def _pacer(self):  # the capture thread reads the pacing wait of the source that produced the frame
+        return getattr(self._source, "_pacer", None)
+
+    def switch(self, source) -> None:
+        """Read from ``source`` from the next frame on (a source given earlier and not yet read is closed)."""
+        with self._lock:
+            pending, self._next = self._next, source
+        if pending is not None:
+            pending.close()
+
+    def read(self) -> np.ndarray | None:
+        with self._lock:
+            old = None
+            if self._next is not None:
+                old, self._source, self._next = self._source, self._next, None
+        if old is not None:
+            old.close()
+        return self._source.read() if self._source is not None else None
+
+    def describe(self) -> str:
+        current = self.current
+        return current.describe() if current is not None else "no source"
+
+    def close(self) -> None:
+        with self._lock:
+            sources, self._source, self._next = (self._source, self._next), None, None
+        for source in sources:
+            if source is not None:
+                source.close()
 
 
 class CaptureThread:

@@ -160,6 +160,13 @@ class OutputMarker:
 
         return cls(now, label=label)
 
+    def set_label(self, on: bool) -> None:
+        """Draw the visible label from the next frame on (True) or not (False); the watermark stays either way."""
+        if on and self.label is None:
+            self.label = Label()
+        elif not on:
+            self.label = None
+
     @property
     def payload(self) -> Payload | None:
         return self._watermarker.payload if self._watermarker else None
@@ -177,6 +184,7 @@ class OutputMarker:
         """Mark ``frame`` (H, W, 3) uint8 in place (a non-contiguous frame is copied first); returns it."""
         if not frame.flags.c_contiguous:
             frame = np.ascontiguousarray(frame)
-        if self.label is not None:
-            self.label.draw(frame)
+        label = self.label  # read once: a front-end may switch it from another thread (``set_label``)
+        if label is not None:
+            label.draw(frame)
         return self._watermarker_now().embed(frame)

@@ -168,7 +168,7 @@ def _why(c: Candidate, considered: int) -> str:
     return "; ".join(parts)
 
 
-def _sidecar(path: Path) -> dict:
+def sidecar_record(path: Path) -> dict:
     """identity / consent / credit from ``PHOTO.json`` beside a file, or ``reference.json`` in a folder."""
     side = path / "reference.json" if path.is_dir() else path.with_suffix(".json")
     if not side.is_file():
@@ -278,7 +278,7 @@ def load_reference(path: str | Path, landmarker=None) -> Reference:
     best = int(np.argmin(_costs(candidates)))
     chosen = candidates[best]
     return Reference(path=path, chosen=chosen, considered=len(candidates), skipped=skipped,
-                     why=_why(chosen, len(candidates)), **_sidecar(path))
+                     why=_why(chosen, len(candidates)), **sidecar_record(path))
 
 
 def describe_reference(ref: Reference) -> str:
