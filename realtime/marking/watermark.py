@@ -23,8 +23,8 @@ pixel domain, designed for what calls and streams do to video:
   only: chroma is halved and coarsely quantised by every video codec), is rendered once per frame size
   and payload into two uint8 planes and added with two saturating OpenCV passes: ~0.1-0.3 ms per
   720p frame, no allocation per frame. PSNR ~42 dB (+-2 on every pixel, less where clipped). +-3
-  reads far better after a small picture-in-picture but shows as faint blocks on flat areas (38.9 dB):
-  the README's table gives both.
+  reads better after a small picture-in-picture but shows as faint blocks on flat areas (38.9 dB), so
+  the product keeps +-2 (``watermark_bench --amplitude 3`` measures the other).
 
 The detector (``measure.watermark_detect``) averages a whitened luma over frames, finds the tile's
 lattice in its autocorrelation, folds the picture onto one tile, finds the sync cells' position and
