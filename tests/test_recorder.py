@@ -24,6 +24,7 @@ import pytest
 from measure.bench_stamp import read_stamp, write_stamp
 from measure.recording_bench import FPS, decode, demo_frames, kill_run, psnr, start_child
 from realtime.frames.recorder import RecordingError, VideoFileSink, trim_torn_tail
+from tests.fixtures.live_process import start_live_recording
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,11 +215,8 @@ def test_a_full_disk_stops_the_recording_with_a_message_and_the_live_loop_goes_o
 @pytest.mark.slow
 def test_kill_9_of_swapcam_live_recording_leaves_a_watermarked_file_under_its_name(tmp_path, exported_model):
     out = tmp_path / "rec.mp4"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_live.py"), "--model", str(exported_model), "--source",
-                             "demo", "--loop", "--sink", "file", "--output", str(out)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_live_recording(out, exported_model, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
     try:
         deadline = time.time() + 120
         while (not out.exists() or out.stat().st_size < 150_000) and time.time() < deadline and proc.poll() is None:
