@@ -37,6 +37,7 @@ COMPARE_KEYS = {
     "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
+    "eyes": "the user's own eyes between the swapped lids (user) or the swap's own (model)",
     "preview": "the app's preview window (Qt, 1280x720, newest frame only) shown and fed every output frame: on/off",
 }
 
@@ -58,6 +59,7 @@ class BenchConfig:
     split: bool | None = None  # None: the pipeline decides
     mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
     crop_scale: float | None = None  # None: the model's (metadata, else 1)
+    eyes: str = "user"  # the processor's eye pass-through (realtime.face.eyes)
     preview: bool = False  # the app's preview window fed every output frame (measure.bench_preview)
     name: str = ""
 
@@ -133,6 +135,13 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
             return replace(config, crop_scale=check_crop_scale(value))
         except ValueError as exc:
             raise BenchError(f"crop_scale={value!r}: {exc}") from None
+    if key == "eyes":
+        from realtime.face.eyes import check_eyes
+
+        try:
+            return replace(config, eyes=check_eyes(value))
+        except ValueError as exc:
+            raise BenchError(f"eyes={value!r}: {exc}") from None
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -269,7 +278,7 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
     except ValueError as exc:  # ModelContractError, ReferenceError (a bad photo), unknown provider
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
-                                  merge=MergeSettings(color=config.color).validate())
+                                  merge=MergeSettings(color=config.color).validate(), eyes=config.eyes)
     from realtime.marking.marker import OutputMarker
 
     marker = OutputMarker.for_swappers(lambda: processor.swapper) if config.mark else None

@@ -132,6 +132,10 @@ SETTINGS: tuple[Setting, ...] = (
             "One-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline. The photo is "
             "rebuilt with it (the current face stays on screen meanwhile); trained models keep their own cut.",
             "photo", low=0.0, high=1.0, step=0.05, arg="forehead", group="swap"),
+    Setting("user_eyes", bool, True, "The user's eyes",
+            "The user's own eyes between the swapped lids, in the target's eye colour: blinks and gaze follow the "
+            "user. Off: the swap's own eyes (a blink squeezes them into a dark slit).",
+            "processor", arg="user_eyes", key="e", group="swap"),
     Setting("smoothing", bool, True, "Landmark smoothing",
             "One Euro smoothing of the face landmarks: steadier when still, no lag when moving.",
             "smoothing", field="enabled", arg="no_smoothing", negate=True, group="swap"),

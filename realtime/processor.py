@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from realtime.face.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
+from realtime.face.eyes import EyePassThrough, check_eyes
 from realtime.merging.merge import Merger, MergeSettings
 from realtime.face.smoothing import FaceHold, LandmarkSmoother
 from realtime.frames.sources import Frame
@@ -30,13 +31,15 @@ class FaceSwapProcessor:
     swappers: one or more swappers (``FaceSwapper``, ``PhotoSwapper``; next/previous switch between them);
     landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
     smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
-    hold / fade: frames a lost face is held, then faded out.
+    hold / fade: frames a lost face is held, then faded out;
+    eyes: 'user' (the user's own eyes between the swapped lids: blinks and gaze follow the user) or 'model'
+    (the swap's own eyes); see ``realtime.face.eyes``.
     """
 
     def __init__(self, swappers: list, *, landmarker=None, max_faces: int = 1, largest_only: bool = False,
                  merge: MergeSettings | None = None, smoother: LandmarkSmoother | None = None,
                  mask_smoothing: float = 0.5, color_smoothing: float = 0.2, hold: int = 3, fade: int = 6,
-                 landmark_max_side: int = 1920) -> None:
+                 landmark_max_side: int = 1920, eyes: str = "user") -> None:
         if not swappers:
             raise ValueError("at least one model is needed")
         self.swappers = list(swappers)
@@ -56,6 +59,7 @@ class FaceSwapProcessor:
         self.merger = Merger(self.merge_settings, mask_smoothing=mask_smoothing, color_smoothing=color_smoothing)
         self.hold = FaceHold(hold, fade)
         self.bypass = False
+        self.eyes = EyePassThrough(check_eyes(eyes))
         self.last_landmarks: dict[int, np.ndarray] = {}  # smoothed 68-point landmarks of the last frame
         # per face merged in the last rendered frame: (blend weight (h, w) float32 on its ROI, ROI slices)
         self.last_blend: list[tuple[np.ndarray, tuple[slice, slice]]] = []
@@ -67,6 +71,18 @@ class FaceSwapProcessor:
     def toggle_bypass(self) -> str:
         self.bypass = not self.bypass
         return "bypass ON (original frame)" if self.bypass else "bypass off"
+
+    def toggle_eyes(self) -> str:
+        return self.eyes.toggle()
+
+    @property
+    def user_eyes(self) -> bool:
+        """True while the user's own eyes are drawn (the live setting ``user_eyes``), False for the swap's."""
+        return self.eyes.mode == "user"
+
+    @user_eyes.setter
+    def user_eyes(self, on: bool) -> None:
+        self.eyes.mode = "user" if on else "model"
 
     def select_model(self, step: int) -> str:
         """Switch to the next (+1) or previous (-1) model; resets per-face temporal state of the merge."""
@@ -139,6 +155,9 @@ class FaceSwapProcessor:
             aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
                                                      result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
+        # the user's eyes, in frame pixels, after the merge (timed with it), as strong as the swap around them
+        strength = self.merge_settings.opacity
+        self.eyes.draw(image, out, [(fid, mesh, opacity * strength) for fid, mesh, _, opacity in draws])
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

@@ -112,6 +112,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--color", choices=MODES, default=d.color, help="colour transfer onto the swapped face")
     g.add_argument("--opacity", type=float, default=d.opacity, help="0..1 strength of the swap")
     g.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask amount on the swapped face (0 = off)")
+    g.add_argument("--eyes", dest="user_eyes", type=_user_eyes, metavar="{user,model}", default=None,
+                   help="user (default): the user's own eyes between the swapped lids, so blinks and gaze follow the "
+                        "user (for trained models too); model: the swap's own eyes (key e switches)")
 
     g = parser.add_argument_group("control API (README: 'Control API')")
     g.add_argument("--api", default=None, metavar="[HOST:]PORT",
@@ -128,6 +131,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "when cores are free); serial: one thread (lower latency on a busy CPU); "
                         "auto: split with 4+ CPU cores, else serial")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
+
+
+def _user_eyes(value: str) -> bool:
+    """--eyes user|model -> the live setting ``user_eyes``."""
+    if value not in ("user", "model"):
+        raise argparse.ArgumentTypeError(f"choose user or model, not {value!r}")
+    return value == "user"
 
 
 def _say(text: str) -> None:
