@@ -70,6 +70,9 @@ class SessionOptions:
     vcam_format: str = "RGB"
     vcam_device: str | None = None
     vcam_backend: str | None = None
+    # a video file processed as fast as it can be (--unpaced): the recording waits for the encoder and keeps
+    # every frame; live (False): frames the encoder cannot keep up with are left out of the recording
+    record_every_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,8 @@ class LiveSession:
         self.outputs = SessionOutputs(
             list(sinks), preview=self._to_preview, say=self._say, fps=lambda: self.source.fps,
             swapper=lambda: self.processor.swapper, vcam=vcam, record=Path(record) if record else None,
-            vcam_options={"fmt": o.vcam_format, "device": o.vcam_device, "backend": o.vcam_backend})
+            vcam_options={"fmt": o.vcam_format, "device": o.vcam_device, "backend": o.vcam_backend},
+            record_live=not o.record_every_frame)
         self.pipeline = Pipeline(self.source, _SessionProcessor(self), [self.outputs], split=o.split, marker=self.marker)
         self.version = 0  # commands applied or queued so far
         self._pending: dict[str, object] = {}

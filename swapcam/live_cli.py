@@ -190,7 +190,8 @@ def session_options(args):
         color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade, split=split, face_type=args.face_type,
         crop_scale=args.crop_scale, providers=providers, morph_value=args.morph, threads=args.threads,
         photo_resolution=args.photo_resolution, proportions=args.proportions, vcam_format=args.vcam_format,
-        vcam_device=args.vcam_device, vcam_backend=args.vcam_backend)
+        vcam_device=args.vcam_device, vcam_backend=args.vcam_backend,
+        record_every_frame=args.unpaced)
 
 
 def load_targets(args, options, forehead: float) -> list:

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests.fixtures.live_process import start_live_recording
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -96,11 +98,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
     import signal
 
     out = tmp_path / "stopped.mp4"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_live.py"), "--model", str(exported_model), "--source",
-                             "demo", "--loop", "--sink", "file", "--output", str(out)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = start_live_recording(out, exported_model, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
     try:
         for line in proc.stdout:
             if "running" in line:
@@ -108,8 +107,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
         import time
 
         deadline = time.time() + 60
-        while not (tmp_path / "stopped.partial.mp4").exists() and time.time() < deadline:
-            time.sleep(0.2)
+        while not (out.exists() and out.stat().st_size > 0) and time.time() < deadline:
+            time.sleep(0.2)  # recording: written under its own name from the first fragment on
         time.sleep(1.0)
         proc.send_signal(getattr(signal, sig))
         rest = proc.communicate(timeout=60)[0]
@@ -117,7 +116,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "ended by interrupt" in rest
-    assert out.exists() and not (tmp_path / "stopped.partial.mp4").exists()
+    assert out.exists() and not list(tmp_path.glob("*partial*"))
     cap = cv2.VideoCapture(str(out))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
