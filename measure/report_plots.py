@@ -105,6 +105,7 @@ STAGE_COLOURS = {
     "capture": "tab:gray",
     "landmarks": "tab:blue",
     "align": "tab:cyan",
+    "occlusion": "tab:olive",
     "swap": "tab:red",
     "merge": "tab:orange",
     "mark": "tab:purple",

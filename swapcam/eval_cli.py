@@ -23,7 +23,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", type=Path,
                       help="ONNX/DFM model, or a photo / folder of photos / video of the target (one-photo swap): "
                            "swap INPUT with it first, then score")
-    parser.add_argument("--target", type=Path, required=True, help="faceset of the target identity the swap should show")
+    parser.add_argument("--target", type=Path, default=None,
+                        help="faceset of the target identity the swap should show (required, except with --occluders)")
     parser.add_argument("--gallery", type=Path, nargs="*", default=[],
                         help="more facesets (other people) for top-1 retrieval; the input's own person joins as a distractor unless it is the target")
     parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder for eval.json and the PNGs")
@@ -42,6 +43,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="a one-photo swap setting for --model/--reference photos (repeat for more): "
                              + ", ".join(PHOTO_SETTINGS))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from swapcam.eval_occlusion_cli import configure_parser as occlusion_options
+
+    occlusion_options(parser)
 
 
 PHOTO_SETTINGS = {"forehead": float, "grow": float, "shading": float, "proportions": float, "resolution": int,
@@ -76,10 +80,13 @@ def _swapped(inputs: list, model: Path, args: argparse.Namespace):
 
     source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
     source.close()
+    from swapcam.eval_occlusion_cli import occlusion_stage
+
     swapper = open_swapper(model, **photo_settings(args.photo))
     print(f"swapcam eval: {swapper.describe()}", flush=True)
     pairs, weight_pairs = itertools.tee(swap_frames(inputs, model, fps=source.fps, swapper=swapper,
-                                                    merge=MergeSettings(color=args.color).validate(), eyes=args.eyes))
+                                                    merge=MergeSettings(color=args.color).validate(),
+                                                    occlusion=occlusion_stage(args), eyes=args.eyes))
     return (frame for frame, _ in pairs), (weight for _, weight in weight_pairs)
 
 
@@ -90,6 +97,13 @@ def main(args: argparse.Namespace) -> int:
     from measure.report_plots import contact_sheet_png, eval_curves_png
     from training.faceset import FacesetError
 
+    if args.occluders:
+        from swapcam.eval_occlusion_cli import main as occlusion_main
+
+        return occlusion_main(args)
+    if args.target is None:
+        print("swapcam eval: --target FACESET is required (except with --occluders)", file=sys.stderr)
+        return 2
     if args.identity_every < 1:
         print("swapcam eval: --identity-every must be at least 1", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ def test_help_lists_every_option(tmp_path):
     assert res.returncode == 0
     for option in ("--model", "--source", "--sink", "--output", "--vcam-format", "--no-smoothing", "--color",
                    "--erode", "--blur", "--opacity", "--hull", "--largest-only", "--unpaced", "--loop",
-                   "--side-by-side", "--max-frames", "--reconnect", "--crop-scale", "--face-type"):
+                   "--side-by-side", "--max-frames", "--reconnect", "--crop-scale", "--face-type", "--occlusion",
+                   "--occlusion-model"):
         assert option in res.stdout, option
 
 
@@ -45,6 +46,9 @@ def test_bad_inputs_exit_non_zero_with_a_clear_message(tmp_path, exported_model)
     assert res.returncode == 2 and "missing.mp4" in res.stderr
     res = _run(["--model", str(exported_model), "--crop-scale", "5", "--sink", "null"], tmp_path)
     assert res.returncode == 2 and "--crop-scale: crop scale 5" in res.stderr
+    res = _run(["--model", str(exported_model), "--occlusion-model", str(tmp_path / "none.onnx"), "--sink", "null"],
+               tmp_path)
+    assert res.returncode == 2 and "occlusion model not found" in res.stderr and "--occlusion off" in res.stderr
 
 
 def test_missing_default_model_says_how_to_get_one(tmp_path):
@@ -61,6 +65,7 @@ def test_video_to_file_with_side_by_side_and_stats(tmp_path, exported_model, ast
                 "--stats-json", str(stats)], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "providers in use: " in res.stdout and "CPUExecutionProvider" in res.stdout
+    assert "occlusion: on, occlusion model occlusion.onnx" in res.stdout
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
     cap.release()
@@ -68,6 +73,7 @@ def test_video_to_file_with_side_by_side_and_stats(tmp_path, exported_model, ast
     assert img.shape == (480, 1280, 3)
     figures = json.loads(stats.read_text())
     assert figures["frames_out"] == 40 and figures["stage_ms_mean"]["swap"] > 0 and figures["latency_p95_ms"] > 0
+    assert figures["stage_ms_mean"]["occlusion"] > 0
 
 
 def test_headless_defaults_pick_the_demo_source_and_a_file(tmp_path, exported_model):

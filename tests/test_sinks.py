@@ -118,11 +118,13 @@ def _info(**kw) -> FrameInfo:
 def test_window_keys_and_hud_without_a_display(astronaut, tmp_path):
     calls = []
     win = WindowSink(actions={"bypass": lambda: calls.append("b") or "bypass ON", "quit": lambda: calls.append("q"),
-                              "next_model": lambda: calls.append("n"), "prev_model": lambda: calls.append("p")},
+                              "next_model": lambda: calls.append("n"), "prev_model": lambda: calls.append("p"),
+                              "occlusion": lambda: calls.append("o") or "occlusion off"},
                      screenshot_dir=tmp_path)
     for key in "bnpq":
         win.handle_key(ord(key))
     assert calls == ["b", "n", "p", "q"] and win.status == "bypass ON"
+    assert win.handle_key(ord("o")) == "occlusion" and calls[-1] == "o" and win.status == "occlusion off"
     assert win.handle_key(27) == "quit"
     win.handle_key(ord("h"))
     assert win.hud is False

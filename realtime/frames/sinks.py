@@ -168,19 +168,19 @@ class CollectSink:
         pass
 
 
-KEY_HELP = "keys: b bypass, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
+KEY_HELP = "keys: b bypass, o occlusion on/off, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
 
 
 class WindowSink:
     """A preview window with a HUD (fps, latency p50/p95, per-stage ms, faces) and keys.
 
-    ``actions`` maps action names to callables: 'quit', 'bypass', 'next_model', 'prev_model'
+    ``actions`` maps action names to callables: 'quit', 'bypass', 'occlusion', 'next_model', 'prev_model'
     (screenshot and HUD are handled here); ``keys`` adds key -> action name bindings (the live settings'
     hotkeys, ``realtime.live_settings.HOTKEYS``). Screenshots go to ``screenshot_dir`` as PNG.
     """
 
-    KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "bypass", ord("n"): "next_model", ord("p"): "prev_model",
-            ord("s"): "screenshot", ord("h"): "hud"}
+    KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "bypass", ord("o"): "occlusion", ord("n"): "next_model",
+            ord("p"): "prev_model", ord("s"): "screenshot", ord("h"): "hud"}
 
     def __init__(self, *, title: str = "swapcam", actions: dict[str, Callable[[], object]] | None = None,
                  keys: dict[str, str] | None = None, hud: bool = True, screenshot_dir: str | Path = ".") -> None:
