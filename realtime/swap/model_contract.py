@@ -60,7 +60,7 @@ class NotAFaceModelError(ModelContractError):
 
 
 # Metadata prefixes of swapcam's helper models, with what each one does (said when one is given as a target).
-HELPER_MODELS = {"swapcam.occlusion.": "the occlusion model (it marks what is in front of the face; it runs by "
+HELPER_MODELS = {"swapcam.occlusion.": "swapcam's occlusion model (it marks what is in front of the face; it runs by "
                                        "itself with --occlusion on)"}
 
 
@@ -112,7 +112,7 @@ def read_model_info(path: str | Path, face_type: str | None = None, crop_scale: 
     keys = [p.key for p in model.metadata_props]
     for prefix, what in HELPER_MODELS.items():
         if any(k.startswith(prefix) for k in keys):
-            raise NotAFaceModelError(f"{path} is swapcam's {what}, not a face to swap to")
+            raise NotAFaceModelError(f"{path} is {what}, not a face to swap to")
     if INPUT_NAME not in input_names:
         raise ModelContractError(f"{path}: no input named {INPUT_NAME!r} (inputs: {input_names}); not a DFM-compatible face model")
     extra = set(input_names) - {INPUT_NAME, MORPH_INPUT_NAME, PRIOR_INPUT_NAME}
