@@ -168,7 +168,7 @@ class CollectSink:
         pass
 
 
-KEY_HELP = "keys: b bypass, o occlusion on/off, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
+KEY_HELP = "keys: b bypass, o occlusion on/off, e user's eyes on/off, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
 
 
 class WindowSink:
