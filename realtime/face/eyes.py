@@ -130,19 +130,23 @@ class EyeColours:
             light = dark
         return np.concatenate([[split], dark.mean(0), light.mean(0), dark.std(0) + 1.0, light.std(0) + 1.0])
 
-    def update(self, key, user_u8: np.ndarray, swap_u8: np.ndarray, opening: np.ndarray, closed: float) -> None:
-        """Learn from one eye: (h, w, 3) uint8 BGR boxes of the user and the swap, ``opening`` (h, w) bool."""
+    def update(self, key, user_lab: np.ndarray, swap_u8: np.ndarray, opening: np.ndarray, closed: float) -> None:
+        """Learn from one eye: (h, w, 3) boxes of the user (uint8 L*a*b*, OpenCV's 8-bit scale) and of the swap
+        (uint8 BGR), ``opening`` (h, w) bool."""
         if closed >= self.open_below or opening.sum() < 8:
             return
-        now = np.stack([self._classes(cv2.cvtColor(img, cv2.COLOR_BGR2LAB)[opening].astype(np.float32))
-                        for img in (user_u8, swap_u8)])
+        now = np.stack([self._classes(lab[opening].astype(np.float32))
+                        for lab in (user_lab, cv2.cvtColor(swap_u8, cv2.COLOR_BGR2LAB))])
         old = self._stats.get(key)
         self._stats[key] = now if old is None else old + self.rate * (now - old)
 
-    def recolour(self, key, user_u8: np.ndarray, weight: float) -> np.ndarray:
-        """(h, w, 3) uint8: ``user_u8`` with ``weight`` (0..1) of the way to the swap's eye colours, and at most
-        as far as the swap's eye has the contrast of the user's (a blurred eye, as a trained model may draw,
-        would wash the user's iris out: the gaze must stay visible)."""
+    def recolour(self, key, user_u8: np.ndarray, user_lab: np.ndarray, weight: float) -> np.ndarray:
+        """(h, w, 3) uint8 BGR: ``user_u8`` (its L*a*b* ``user_lab``, uint8) with ``weight`` (0..1) of the way to
+        the swap's eye colours, and at most as far as the swap's eye has the contrast of the user's (a blurred
+        eye, as a trained model may draw, would wash the user's iris out: the gaze must stay visible).
+
+        Each pixel's share of the light class depends on its lightness only (8-bit), so the move is one gain
+        and one offset per channel looked up by lightness: lab * gain[L] + offset[L]."""
         stats = self._stats.get(key)
         if stats is None:
             return user_u8
@@ -150,16 +154,22 @@ class EyeColours:
         weight *= float(np.clip((w[4] - w[1]) / max(u[4] - u[1], 1e-3), 0.0, 1.0))
         if weight <= 0:
             return user_u8
-        lab = cv2.cvtColor(user_u8, cv2.COLOR_BGR2LAB).astype(np.float32)
         spread = max(0.25 * (u[4] - u[1]), 2.0)  # the soft split: a quarter of the way between the classes' L
-        light = 1.0 / (1.0 + np.exp(-(lab[..., :1] - u[0]) / spread))
-        moved = np.zeros_like(lab)
+        light = 1.0 / (1.0 + np.exp(-(np.arange(256, dtype=np.float64)[:, None] - u[0]) / spread))  # (256, 1)
+        gain = np.zeros((256, 3))
+        offset = np.zeros((256, 3))
         for k, share in ((0, 1.0 - light), (1, light)):
             mu_u, mu_s = u[1 + 3 * k: 4 + 3 * k], w[1 + 3 * k: 4 + 3 * k]
-            sd_u, sd_s = u[7 + 3 * k: 10 + 3 * k], w[7 + 3 * k: 10 + 3 * k]
-            moved += share * ((lab - mu_u) * np.clip(sd_s / sd_u, 0.5, 2.0) + mu_s)
-        lab += np.float32(weight) * (moved - lab)
-        return cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+            scale = np.clip(w[7 + 3 * k: 10 + 3 * k] / u[7 + 3 * k: 10 + 3 * k], 0.5, 2.0)
+            gain += share * scale
+            offset += share * (mu_s - mu_u * scale)
+        gain = (1.0 + weight * (gain - 1.0)).astype(np.float32)
+        offset = (weight * offset + 0.5).astype(np.float32)  # + 0.5: rounded by the cast below
+        lightness = user_lab[..., 0]
+        lab = np.take(gain, lightness, axis=0)
+        lab *= user_lab
+        lab += np.take(offset, lightness, axis=0)
+        return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
     def forget(self, face_ids) -> None:
         keep = set(face_ids)
@@ -197,11 +207,12 @@ class EyePassThrough:
             closed = self.open_eyes.closedness(fid, mesh)
             for eye, box, alpha in self.shapes.alphas(mesh, out.shape[:2], closed):
                 user, swap = frame[box], out[box]
+                user_lab = cv2.cvtColor(user, cv2.COLOR_BGR2LAB)
                 key = (fid, eye)
-                self.colours.update(key, user, swap, eye_opening(mesh, eye, box) > 0.5, float(closed[eye]))
+                self.colours.update(key, user_lab, swap, eye_opening(mesh, eye, box) > 0.5, float(closed[eye]))
                 if self.mode != "user" or opacity <= 0:
                     continue
-                user = self.colours.recolour(key, user, 1.0 - float(closed[eye]))
+                user = self.colours.recolour(key, user, user_lab, 1.0 - float(closed[eye]))
                 if opacity < 1:
                     alpha = alpha * np.float32(opacity)
                 cv2.blendLinear(user, swap, alpha, 1.0 - alpha, dst=swap)
