@@ -6,7 +6,7 @@ configuration keeps its own processor (landmark tracker, smoothing state, ONNX s
 place in the video between its chunks. Frames are decoded once up front and served camera-like
 (``bench_stamp.StampedSource``): paced at 30/60 fps, or as fast as the pipeline takes them.
 
-Per configuration: per-stage ms (capture, landmarks, align, swap, merge, mark, output) p50/p95/p99, the
+Per configuration: per-stage ms (capture, landmarks, align, occlusion, swap, merge, mark, output) p50/p95/p99, the
 pipeline's capture->sink latency and the pixel-stamped end-to-end latency, sustained fps, dropped
 frames, CPU time / wall time (and per-core busy share), memory, the execution provider that ran,
 and the model-only throughput of the same ONNX session with the ratio pipeline fps / model-only fps.
@@ -26,7 +26,7 @@ import numpy as np
 from measure.bench_stamp import FrameStore, StampClock, StampedSource, StampReaderSink
 from realtime.swap.swappers import swapper_kind
 
-STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
+STAGES = ("capture", "landmarks", "align", "occlusion", "swap", "merge", "mark", "output")
 COMPARE_KEYS = {
     "model": "ONNX/DFM model file, or a photo / folder / video of the target (one-photo swap)",
     "pace": "camera rate in fps, or 'fast' (as fast as possible)",
@@ -37,6 +37,8 @@ COMPARE_KEYS = {
     "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
     "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
+    "occlusion": "the occlusion stage (hands, glasses, objects kept over the swap, as live runs it) on/off",
+    "eyes": "the user's own eyes between the swapped lids (user) or the swap's own (model)",
     "preview": "the app's preview window (Qt, 1280x720, newest frame only) shown and fed every output frame: on/off",
 }
 
@@ -57,7 +59,9 @@ class BenchConfig:
     provider: str | None = None
     split: bool | None = None  # None: the pipeline decides
     mark: bool = True  # label + watermark on every output frame, as `swapcam live` does
+    occlusion: bool = True  # the occlusion stage, as `swapcam live` runs it by default
     crop_scale: float | None = None  # None: the model's (metadata, else 1)
+    eyes: str = "user"  # the processor's eye pass-through (realtime.face.eyes)
     preview: bool = False  # the app's preview window fed every output frame (measure.bench_preview)
     name: str = ""
 
@@ -124,6 +128,8 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
         return replace(config, split=_parse_bool(value))
     if key == "mark":
         return replace(config, mark=_parse_bool(value))
+    if key == "occlusion":
+        return replace(config, occlusion=_parse_bool(value))
     if key == "preview":
         return replace(config, preview=_parse_bool(value))
     if key == "crop_scale":
@@ -133,6 +139,13 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
             return replace(config, crop_scale=check_crop_scale(value))
         except ValueError as exc:
             raise BenchError(f"crop_scale={value!r}: {exc}") from None
+    if key == "eyes":
+        from realtime.face.eyes import check_eyes
+
+        try:
+            return replace(config, eyes=check_eyes(value))
+        except ValueError as exc:
+            raise BenchError(f"eyes={value!r}: {exc}") from None
     raise BenchError(f"cannot compare {key!r}; choose from {', '.join(COMPARE_KEYS)}")
 
 
@@ -268,8 +281,17 @@ def _build(config: BenchConfig, frames: list[np.ndarray]) -> _Run:
                                threads=config.threads, crop_scale=config.crop_scale).prepare()
     except ValueError as exc:  # ModelContractError, ReferenceError (a bad photo), unknown provider
         raise BenchError(f"configuration {config.name!r}: {exc}") from exc
+    occlusion = None
+    if config.occlusion:
+        from realtime.merging.occlusion import open_occlusion
+
+        try:
+            occlusion = open_occlusion()
+        except ValueError as exc:
+            raise BenchError(f"configuration {config.name!r}: {exc}") from exc
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=config.smoothing),
-                                  merge=MergeSettings(color=config.color).validate())
+                                  merge=MergeSettings(color=config.color).validate(), occlusion=occlusion,
+                                  eyes=config.eyes)
     from realtime.marking.marker import OutputMarker
 
     marker = OutputMarker.for_swappers(lambda: processor.swapper) if config.mark else None

@@ -86,7 +86,7 @@ def _num(value: float | None, digits: int = 1) -> str:
 def markdown_table(report: dict) -> str:
     """The README "Benchmarks" table: one row per configuration, then the machine and command."""
     head = ("| configuration | provider | fps | model-only fps | pipeline / model-only | latency p50 / p95 / p99 ms "
-            "| landmarks | align | swap | merge | mark ms (p50) | dropped / captured | CPU % (1 core = 100) |")
+            "| landmarks | align | occlusion | swap | merge | mark ms (p50) | dropped / captured | CPU % (1 core = 100) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in report["runs"]:
         lat = r["e2e_latency_ms"] if r["e2e_latency_ms"]["p50"] is not None else r["latency_ms"]
@@ -95,7 +95,8 @@ def markdown_table(report: dict) -> str:
         lines.append(
             f"| {r['name']} | {r['provider'].replace('ExecutionProvider', '')} | {_num(r['fps'])} | {_num(mo['fps'])} "
             f"| {_num(r['pipeline_over_model_only'], 2)} | {_num(lat['p50'])} / {_num(lat['p95'])} / {_num(lat['p99'])} "
-            f"| {_num(st['landmarks']['p50'])} | {_num(st['align']['p50'])} | {_num(st['swap']['p50'])} "
+            f"| {_num(st['landmarks']['p50'])} | {_num(st['align']['p50'])} | {_num(st.get('occlusion', {}).get('p50'), 2)} "
+            f"| {_num(st['swap']['p50'])} "
             f"| {_num(st['merge']['p50'])} | {_num(st.get('mark', {}).get('p50'), 2)} | {r['dropped']['total']} / {r['frames_captured']} "
             f"| {_num(r['cpu']['process_percent'], 0)} |"
         )

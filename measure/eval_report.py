@@ -16,6 +16,9 @@ COLUMNS = (
     ("pose error (deg)", ("pose_error_deg", "mean_of_axes", "mean"), 2, "<= 3", True),
     ("expression error (IOD)", ("expression_error_iod", "mean"), 3, "<= 0.04", True),
     ("warp-error ratio", ("temporal", "warp_ratio"), 2, "<= 1.1", True),
+    ("eye openness corr.", ("eyes", "openness_correlation"), 2, ">= 0.95", False),
+    ("closed-eye openness error", ("eyes", "closed", "mean_abs_difference"), 3, "<= 0.03", True),
+    ("iris error (% eye width)", ("eyes", "iris_error_pct", "mean"), 1, "<= 5", True),
 )
 
 

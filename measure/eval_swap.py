@@ -16,15 +16,16 @@ import numpy as np
 from realtime.merging.merge import MergeSettings
 
 
-
 def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, merge: MergeSettings | None = None,
                 smoothing: bool = True, fps: float = 25.0, providers: list[str] | None = None,
-                swapper=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                swapper=None, occlusion=None, eyes: str = "user") -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (swapped frame, blend weight) for each frame: the weight is the merge's (H, W) float32 map in
     [0, 1] (0 where the frame was left as it was; frames without a face come back unchanged, weight 0).
 
     ``model`` is anything ``--model`` takes (an ONNX/DFM model, or a photo, folder or video for the
-    one-photo swap); ``swapper`` is an already opened one (then ``model`` only names it).
+    one-photo swap); ``swapper`` is an already opened one (then ``model`` only names it); ``occlusion`` an
+    ``OcclusionMasker`` (the live loop's occlusion stage) or None for none; ``eyes``: the processor's eye
+    pass-through ('user' or 'model').
     """
     from realtime.processor import FaceSwapProcessor
     from realtime.face.smoothing import LandmarkSmoother
@@ -35,7 +36,7 @@ def swap_frames(frames: Iterable[np.ndarray], model: str | Path, *, merge: Merge
         swapper = open_swapper(model, providers=providers)
     swapper.prepare()
     processor = FaceSwapProcessor([swapper], smoother=LandmarkSmoother(enabled=smoothing),
-                                  merge=(merge or MergeSettings()).validate())
+                                  merge=(merge or MergeSettings()).validate(), occlusion=occlusion, eyes=eyes)
     try:
         for i, image in enumerate(frames):
             timings: dict[str, float] = {}

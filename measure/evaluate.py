@@ -11,6 +11,7 @@ frame by frame and returns a JSON-ready report:
 - detail: sharpness of the output's face interior relative to the input's and, where the merge's
   blend weights are known (``--model``), ghosting: the share of the face interior left partly
   transparent (see ``measure.eval_detail``);
+- eyes: eye openness and iris position of output against input (``measure.eval_eyes``);
 - stability: warping error of the output under the INPUT's optical flow, as a ratio to the input's
   own warping error (1 = no more flicker than the source), and landmark jitter on still segments.
 """
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from measure.eval_detail import face_interior, ghosting, sharpness_ratio
+from measure.eval_eyes import EyeTrack
 from measure.eval_identity import Identity, IdentityEncoder, cosine_rows, top1
 from measure.eval_metrics import (
     FlowWarper,
@@ -167,6 +169,7 @@ def evaluate(
 
     encoder = encoder or IdentityEncoder()
     track = _Track()
+    eyes = EyeTrack()
     warper = FlowWarper()
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     sheet_step = max(1, (expected_frames or 1) // max(1, sheet_frames))
@@ -193,6 +196,7 @@ def evaluate(
             lmk_out = face_out.landmarks68 if face_out else None
             track.lmk_in.append(lmk_in)
             track.lmk_out.append(lmk_out)
+            eyes.add(face_in.mesh if face_in else None, face_out.mesh if face_out else None)
 
             sim = in_sim = dist = None
             if lmk_in is not None and n % identity_every == 0:
@@ -244,6 +248,8 @@ def evaluate(
     if faces_in == 0:
         raise EvalInputError("no face found in any input frame; nothing to evaluate")
     report = _summarise(track, target, gallery or [], n, faces_in, faces_out)
+    report["eyes"] = eyes.summary()
+    report["per_frame"].update(eyes.per_frame())
     report["seconds"] = round(time.perf_counter() - start, 2)
     return EvalResult(report, pairs)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 # photo-swapper options that --compare may vary, with their types; 'color' is the merge's colour transfer
 OPTION_TYPES = {"proportions": float, "forehead": float, "grow": float, "shading": float, "resolution": int,
-                "color": str}
+                "color": str, "eyes": str}
 TILE = 220
 HEADER = 22
 
@@ -81,10 +81,26 @@ def sheet(columns: list[str], rows: list[list[np.ndarray]]) -> np.ndarray:
     """A header row naming the columns over the rows of equal tiles."""
     body = np.vstack([np.hstack(r) for r in rows])
     head = np.full((HEADER, body.shape[1], 3), 32, np.uint8)
+    tile = rows[0][0].shape[1]
     for j, name in enumerate(columns):
-        cv2.putText(head, name, (j * TILE + 6, HEADER - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+        cv2.putText(head, name, (j * tile + 6, HEADER - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
                     cv2.LINE_AA)
     return np.vstack([head, body])
+
+
+def swap_options(model: str | Path, key: str, value) -> tuple[object, object, dict]:
+    """(swapper, merge settings, processor options) for ``model`` with ``key`` set to ``value``: 'color' is
+    the merge's, 'eyes' the processor's (it applies to trained models too), every other key the photo
+    swapper's (SheetError for a trained model)."""
+    from realtime.merging.merge import MergeSettings
+    from realtime.swap.swappers import open_swapper
+
+    options = {} if key in ("color", "eyes") else {key: value}
+    swapper = open_swapper(model, **options)
+    if options and getattr(swapper, "needs_mesh", False) is False:
+        raise SheetError(f"{model} is a trained model; --compare {key} is a one-photo swap setting")
+    merge = MergeSettings(color=value) if key == "color" else MergeSettings()
+    return swapper, merge, ({"eyes": value} if key == "eyes" else {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from measure.eval_swap import swap_frames
     from measure.evaluate import EvalInputError, read_frames
     from realtime.util.atomic_files import write_image
-    from realtime.merging.merge import MergeSettings
     from realtime.swap.reference import ReferenceError
-    from realtime.swap.swappers import open_swapper
 
     try:
         key, values = parse_compare(args.compare)
@@ -117,12 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {i for i, _, _ in picks}
         rows = {i: [face_tile(frames[i], mesh)] for i, _, mesh in picks}
         for value in values:
-            options = {} if key == "color" else {key: value}
-            swapper = open_swapper(args.model, **options)
-            if getattr(swapper, "needs_mesh", False) is False:
-                raise SheetError(f"{args.model} is a trained model; the sheet compares one-photo swap settings")
-            merge = MergeSettings(color=value) if key == "color" else MergeSettings()
-            for i, (out, _) in enumerate(swap_frames(frames[: last + 1], args.model, swapper=swapper, merge=merge)):
+            swapper, merge, processor_options = swap_options(args.model, key, value)
+            for i, (out, _) in enumerate(swap_frames(frames[: last + 1], args.model, swapper=swapper, merge=merge,
+                                                     **processor_options)):
                 if i in wanted:
                     rows[i].append(face_tile(out, next(m for j, _, m in picks if j == i)))
         names = ["input"] + [f"{key}={v:g}" if isinstance(v, float) else f"{key}={v}" for v in values]

@@ -36,11 +36,13 @@ def _series(values: list) -> np.ndarray:
 
 def eval_curves_png(report: dict, path: str | Path) -> Path:
     """Per-frame curves of an eval report: identity similarity, pose and expression error,
-    sharpness and ghosting, warping error of input and output (still segments shaded)."""
+    sharpness and ghosting, warping error of input and output, eye openness of input and output (still
+    segments shaded)."""
     pf = report["per_frame"]
     frames = np.arange(len(pf["pose_error_deg"]))
-    fig = _figure(10, 11)
-    axes = fig.subplots(5, 1, sharex=True)
+    eyes = "eye_openness_input" in pf
+    fig = _figure(10, 13 if eyes else 11)
+    axes = fig.subplots(6 if eyes else 5, 1, sharex=True)
     sim = _series(pf["similarity_to_target"])
     ok = np.isfinite(sim)
     axes[0].plot(frames[ok], sim[ok], ".-", color="tab:purple", label="output vs target")
@@ -62,7 +64,14 @@ def eval_curves_png(report: dict, path: str | Path) -> Path:
     ratio = report["temporal"]["warp_ratio"]
     axes[4].set_title(f"warping error under input flow (ratio output/input = {ratio:.3f})" if ratio else "warping error")
     axes[4].set_ylabel("mean |diff|")
-    axes[4].set_xlabel("frame")
+    if eyes:
+        axes[5].plot(frames, _series(pf["eye_openness_input"]), color="tab:gray", label="input")
+        axes[5].plot(frames, _series(pf["eye_openness_output"]), color="tab:blue", label="output")
+        corr = (report.get("eyes") or {}).get("openness_correlation")
+        axes[5].set_title("eye openness (lid gap / eye width)" + (f", correlation {corr:.3f}" if corr is not None else ""))
+        axes[5].set_ylabel("openness")
+        axes[5].legend(loc="lower right")
+    axes[-1].set_xlabel("frame")
     still = np.asarray(pf["still"], bool)
     for ax in axes:
         for i in np.nonzero(still)[0]:
@@ -96,6 +105,7 @@ STAGE_COLOURS = {
     "capture": "tab:gray",
     "landmarks": "tab:blue",
     "align": "tab:cyan",
+    "occlusion": "tab:olive",
     "swap": "tab:red",
     "merge": "tab:orange",
     "mark": "tab:purple",

@@ -4,11 +4,11 @@ Each ``Setting`` says its name, type, range or choices, default, help, where it 
 session, the ``swapcam live`` option that sets it at start and the preview window's hotkey that toggles it.
 From this one table the app builds its controls, the HTTP API validates a PATCH and documents its schema,
 the CLI maps its flags onto a session, and the OpenCV window maps its keys. A new live switch is one entry
-here plus the hook it names (``applies`` + ``field``), e.g. an occlusion mask switched by ``--occlusion on|off``
-and the key ``o``, read by the processor as ``processor.occlusion``::
+here plus the hook it names (``applies`` + ``field``), e.g. the occlusion mask, switched by ``--occlusion on|off``
+and the key ``o``, read by the processor as ``processor.occlusion_on``::
 
     Setting("occlusion", bool, True, "Occlusion mask", "Keep hands, glasses, a mug in front of the face.",
-            "processor", arg="occlusion", key="o", group="swap")
+            "processor", field="occlusion_on", arg="occlusion", key="o", group="swap")
 
 ``applies`` (where ``LiveSession`` puts a new value, on the next frame):
   merge      a field of the merge's ``MergeSettings``
@@ -126,12 +126,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bypass", bool, False, "Bypass (show the camera as it is)",
             "Show the input unchanged: no swap, the feed keeps running (the output is still marked).",
             "processor", key="b", group="swap"),
+    Setting("occlusion", bool, True, "Occlusion mask",
+            "Keep what is in front of the face (hands, glasses, a microphone, a mug, a phone, hair) over the swap: "
+            "the occlusion model marks it on each face and the merge leaves those pixels the camera's.",
+            "processor", field="occlusion_on", arg="occlusion", key="o", group="swap"),
     Setting("opacity", float, 1.0, "Opacity", "Strength of the swap: 0 = the input face, 1 = the swapped face.",
             "merge", low=0.0, high=1.0, step=0.05, arg="opacity", group="swap"),
     Setting("forehead", float, 0.5, "Forehead (photo swap)",
             "One-photo swap: how far up the forehead the swap reaches, 0 = brows, 1 = hairline. The photo is "
             "rebuilt with it (the current face stays on screen meanwhile); trained models keep their own cut.",
             "photo", low=0.0, high=1.0, step=0.05, arg="forehead", group="swap"),
+    Setting("user_eyes", bool, True, "The user's eyes",
+            "The user's own eyes between the swapped lids, in the target's eye colour: blinks and gaze follow the "
+            "user. Off: the swap's own eyes (a blink squeezes them into a dark slit).",
+            "processor", arg="user_eyes", key="e", group="swap"),
     Setting("smoothing", bool, True, "Landmark smoothing",
             "One Euro smoothing of the face landmarks: steadier when still, no lag when moving.",
             "smoothing", field="enabled", arg="no_smoothing", negate=True, group="swap"),

@@ -39,7 +39,7 @@ import numpy as np
 from realtime.run_figures import RollingWindow, RunFigures, SeriesFigures
 from realtime.frames.sources import CaptureThread, Frame
 
-STAGES = ("capture", "landmarks", "align", "swap", "merge", "mark", "output")
+STAGES = ("capture", "landmarks", "align", "occlusion", "swap", "merge", "mark", "output")
 
 
 class LatestSlot:

@@ -5,7 +5,9 @@ One smoothing path: the whole face mesh (478 points) is smoothed by the One Euro
 by the mesh (``needs_mesh``, the one-photo swapper) also get it, in aligned pixels.
 
 ``FaceSwapProcessor.process(frame, timings)`` follows the pipeline's processor protocol and times
-each stage (ms) into ``timings``: landmarks, align, swap, merge. It is also split in two,
+each stage (ms) into ``timings``: landmarks, align, occlusion (with an occlusion stage, while it is on),
+swap, merge. The occlusion stage (``realtime.merging.occlusion.OcclusionMasker``) finds what is in front of
+each face and the merge keeps those pixels the user's, whichever swapper runs. It is also split in two,
 ``detect`` (landmarks, smoothing, face-loss hold) and ``render`` (align, swap, merge), so that the
 pipeline can overlap the landmarks of one frame with the swap of the previous one. A frame with no face to draw (and
 any frame in bypass) is returned as the very same array, unchanged.
@@ -19,6 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from realtime.face.alignment import align_matrix, mesh_to_68, transform_points, warp_to_aligned
+from realtime.face.eyes import EyePassThrough, check_eyes
 from realtime.merging.merge import Merger, MergeSettings
 from realtime.face.smoothing import FaceHold, LandmarkSmoother
 from realtime.frames.sources import Frame
@@ -30,13 +33,17 @@ class FaceSwapProcessor:
     swappers: one or more swappers (``FaceSwapper``, ``PhotoSwapper``; next/previous switch between them);
     landmarker: a video-mode ``FaceLandmarker`` (made here when None, with ``max_faces``);
     smoother: ``LandmarkSmoother`` (``enabled=False`` turns smoothing off);
-    hold / fade: frames a lost face is held, then faded out.
+    hold / fade: frames a lost face is held, then faded out;
+    occlusion: an ``OcclusionMasker`` (hands, glasses, objects stay on top of the swap) or None;
+    ``occlusion_on`` switches it per frame (``toggle_occlusion``).
+    eyes: 'user' (the user's own eyes between the swapped lids: blinks and gaze follow the user) or 'model'
+    (the swap's own eyes); see ``realtime.face.eyes``.
     """
 
     def __init__(self, swappers: list, *, landmarker=None, max_faces: int = 1, largest_only: bool = False,
                  merge: MergeSettings | None = None, smoother: LandmarkSmoother | None = None,
                  mask_smoothing: float = 0.5, color_smoothing: float = 0.2, hold: int = 3, fade: int = 6,
-                 landmark_max_side: int = 1920) -> None:
+                 landmark_max_side: int = 1920, occlusion=None, eyes: str = "user") -> None:
         if not swappers:
             raise ValueError("at least one model is needed")
         self.swappers = list(swappers)
@@ -56,6 +63,10 @@ class FaceSwapProcessor:
         self.merger = Merger(self.merge_settings, mask_smoothing=mask_smoothing, color_smoothing=color_smoothing)
         self.hold = FaceHold(hold, fade)
         self.bypass = False
+        self.occlusion = occlusion
+        self.occlusion_on = occlusion is not None
+        self.last_keep: list[np.ndarray] = []  # per face of the last frame: the keep mask in the swapper's crop
+        self.eyes = EyePassThrough(check_eyes(eyes))
         self.last_landmarks: dict[int, np.ndarray] = {}  # smoothed 68-point landmarks of the last frame
         # per face merged in the last rendered frame: (blend weight (h, w) float32 on its ROI, ROI slices)
         self.last_blend: list[tuple[np.ndarray, tuple[slice, slice]]] = []
@@ -67,6 +78,25 @@ class FaceSwapProcessor:
     def toggle_bypass(self) -> str:
         self.bypass = not self.bypass
         return "bypass ON (original frame)" if self.bypass else "bypass off"
+
+    def toggle_occlusion(self) -> str:
+        """Occlusion on/off from the next frame (off when no occlusion stage was given)."""
+        if self.occlusion is None:
+            return "occlusion unavailable (no occlusion model loaded)"
+        self.occlusion_on = not self.occlusion_on
+        return f"occlusion {'on' if self.occlusion_on else 'off'}"
+
+    def toggle_eyes(self) -> str:
+        return self.eyes.toggle()
+
+    @property
+    def user_eyes(self) -> bool:
+        """True while the user's own eyes are drawn (the live setting ``user_eyes``), False for the swap's."""
+        return self.eyes.mode == "user"
+
+    @user_eyes.setter
+    def user_eyes(self, on: bool) -> None:
+        self.eyes.mode = "user" if on else "model"
 
     def select_model(self, step: int) -> str:
         """Switch to the next (+1) or previous (-1) model; resets per-face temporal state of the merge."""
@@ -127,6 +157,13 @@ class FaceSwapProcessor:
             crops[i] = warp_to_aligned(image, m, r)
         t2 = time.perf_counter()
         timings["align"] = (t2 - t1) * 1000
+        self.last_keep = []
+        if self.occlusion is not None and self.occlusion_on:
+            self.last_keep = self.occlusion.keep_masks(image, landmarks, crops, matrices, swapper.face_type,
+                                                       swapper.crop_scale)
+            t_occ = time.perf_counter()
+            timings["occlusion"] = (t_occ - t2) * 1000
+            t2 = t_occ
         if getattr(swapper, "needs_mesh", False):
             meshes = np.stack([transform_points(mesh, m) for (_, mesh, _, _), m in zip(draws, matrices)])
             result = swapper.get(crops, meshes.astype(np.float32))
@@ -137,8 +174,13 @@ class FaceSwapProcessor:
         out = image.copy()
         for i, (fid, _, _, opacity) in enumerate(draws):
             aligned_lmk = transform_points(landmarks[i], matrices[i]) if self.merge_settings.hull else None
+            keep = self.last_keep[i] if self.last_keep else None
             self.last_blend.append(self.merger.merge(out, fid, crops[i], matrices[i], result.face[i],
-                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity))
+                                                     result.face_mask[i], result.celeb_mask[i], aligned_lmk, opacity,
+                                                     keep))
+        # the user's eyes, in frame pixels, after the merge (timed with it), as strong as the swap around them
+        strength = self.merge_settings.opacity
+        self.eyes.draw(image, out, [(fid, mesh, opacity * strength) for fid, mesh, _, opacity in draws])
         self.merger.forget([fid for fid, *_ in draws])
         timings["merge"] = (time.perf_counter() - t3) * 1000
         return out, len(draws)

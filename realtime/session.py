@@ -70,6 +70,9 @@ class SessionOptions:
     vcam_format: str = "RGB"
     vcam_device: str | None = None
     vcam_backend: str | None = None
+    # a video file processed as fast as it can be (--unpaced): the recording waits for the encoder and keeps
+    # every frame; live (False): frames the encoder cannot keep up with are left out of the recording
+    record_every_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,14 @@ class LiveSession:
     ``Target`` (already loaded: the command line reports their errors before anything runs) or paths to load;
     settings: live settings (defaults for those not given); sinks: the front-end's own sinks (an OpenCV
     window, a still writer); vcam: a VirtualCameraSink to start with (on), record: a video file to record from
-    the start; log: called with every ``SessionEvent`` (besides the listeners).
+    the start; log: called with every ``SessionEvent`` (besides the listeners); occlusion: the occlusion stage
+    (``realtime.merging.occlusion.OcclusionMasker``) the setting 'occlusion' switches, or None (then the
+    setting does nothing).
     """
 
     def __init__(self, source, targets: list, *, options: SessionOptions | None = None, settings: dict | None = None,
                  sinks: list = (), vcam=None, record: str | Path | None = None,
-                 log: Callable[[SessionEvent], None] | None = None, landmarker=None) -> None:
+                 log: Callable[[SessionEvent], None] | None = None, landmarker=None, occlusion=None) -> None:
         from realtime.face.smoothing import LandmarkSmoother
         from realtime.marking.marker import OutputMarker
         from realtime.merging.merge import MergeSettings
@@ -145,7 +150,7 @@ class LiveSession:
             [self.target.swapper], landmarker=landmarker, max_faces=o.max_faces, largest_only=o.largest_only,
             merge=merge.validate(), smoother=LandmarkSmoother(o.min_cutoff, o.beta, enabled=values["smoothing"]),
             mask_smoothing=o.mask_smoothing, color_smoothing=o.color_smoothing, hold=o.hold, fade=o.fade,
-            landmark_max_side=o.landmark_max_side)
+            landmark_max_side=o.landmark_max_side, occlusion=occlusion)
         for s in live_settings.SETTINGS:
             if s.applies == "processor":
                 setattr(self.processor, s.field, values[s.name])
@@ -155,7 +160,8 @@ class LiveSession:
         self.outputs = SessionOutputs(
             list(sinks), preview=self._to_preview, say=self._say, fps=lambda: self.source.fps,
             swapper=lambda: self.processor.swapper, vcam=vcam, record=Path(record) if record else None,
-            vcam_options={"fmt": o.vcam_format, "device": o.vcam_device, "backend": o.vcam_backend})
+            vcam_options={"fmt": o.vcam_format, "device": o.vcam_device, "backend": o.vcam_backend},
+            record_live=not o.record_every_frame)
         self.pipeline = Pipeline(self.source, _SessionProcessor(self), [self.outputs], split=o.split, marker=self.marker)
         self.version = 0  # commands applied or queued so far
         self._pending: dict[str, object] = {}

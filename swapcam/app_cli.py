@@ -176,7 +176,7 @@ def open_app(args: argparse.Namespace) -> AppRun | int:
     from swapcam import config
     from swapcam.cli import build_parser
     from swapcam.control_api import ApiAddressError, parse_address, start_api
-    from swapcam.live_cli import _announce_provenance, _fail, session_options
+    from swapcam.live_cli import _announce_provenance, _fail, load_occlusion, session_options
 
     parser, _ = build_parser("app")
     defaults = {a.dest: a.default for a in parser._actions}
@@ -190,6 +190,7 @@ def open_app(args: argparse.Namespace) -> AppRun | int:
             parse_address(args.api)
         options = session_options(args)
         targets = _targets(args, saved, options, float(settings["forehead"]))
+        occlusion = load_occlusion(args, bool(settings["occlusion"]))
     except (FileNotFoundError, ModelContractError, ValueError) as exc:
         return _fail(str(exc))
     _announce_provenance([t.swapper for t in targets])
@@ -217,7 +218,7 @@ def open_app(args: argparse.Namespace) -> AppRun | int:
     sinks = args.sink or []
     session = LiveSession(source, targets, options=options, settings=settings,
                           record=args.output if "file" in sinks else None,
-                          log=lambda e: _warn(e.message) if e.level != "info" else None)
+                          log=lambda e: _warn(e.message) if e.level != "info" else None, occlusion=occlusion)
     window = MainWindow(session, saved, _gallery(args, session, saved), spec)
     for problem in problems:
         window._error(problem)

@@ -40,6 +40,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
     parser.add_argument("--mark", default="on",
                         help="mark every output frame (label + watermark, stage 'mark') as `swapcam live` does: on/off")
+    parser.add_argument("--occlusion", default="on",
+                        help="run the occlusion stage (stage 'occlusion') as `swapcam live` does: on/off")
     parser.add_argument("--provider", default=None,
                         help="ONNX Runtime execution provider, or 'torch' (the model run by torch, CUDA where present); "
                              "unset = the best available here")
@@ -145,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
             raise BenchError(f"model file not found: {args.model}")
         base = BenchConfig(model=args.model or "", smoothing=_parse_bool(args.smoothing), color=args.color,
                            threads=args.threads, provider=args.provider, mark=_parse_bool(args.mark),
-                           crop_scale=args.crop_scale)
+                           crop_scale=args.crop_scale, occlusion=_parse_bool(args.occlusion))
         configs = expand_configs(base, axes)
         options = BenchOptions(frames=args.frames, warmup=args.warmup, chunk=args.chunk, max_load=args.max_load,
                                stamp=not args.no_stamp, model_only_runs=args.model_only_runs,

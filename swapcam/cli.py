@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("swapcam.extract_cli", "videos/photos -> aligned faceset (faceset.jsonl + crops)"),
     "train": ("swapcam.train_cli", "train a DF/LIAE autoencoder on a src and a dst faceset"),
     "export": ("swapcam.export_cli", "export encoder + src decoder as one DFM-compatible ONNX model"),
+    "occlusion-train": ("swapcam.occlusion_train_cli", "train the occlusion model (hands, glasses, objects in front of the face)"),
+    "occlusion-export": ("swapcam.occlusion_export_cli", "export the occlusion model as ONNX with its training record"),
     "live": ("swapcam.live_cli", "live swap: camera/video -> model -> virtual camera/window/file"),
     "app": ("swapcam.app_cli", "the desktop window: preview, source, targets, controls, outputs (+ control API)"),
     "bench": ("swapcam.bench_cli", "measure the live pipeline: per-stage ms, latency, fps"),
@@ -25,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _top_level_help() -> str:
     lines = ["usage: swapcam COMMAND [options]   (swapcam COMMAND --help for its options)", "", "commands:"]
-    lines += [f"  {name:<8} {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += [f"  {name:<16} {desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
 

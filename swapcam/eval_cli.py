@@ -23,7 +23,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", type=Path,
                       help="ONNX/DFM model, or a photo / folder of photos / video of the target (one-photo swap): "
                            "swap INPUT with it first, then score")
-    parser.add_argument("--target", type=Path, required=True, help="faceset of the target identity the swap should show")
+    parser.add_argument("--target", type=Path, default=None,
+                        help="faceset of the target identity the swap should show (required, except with --occluders)")
     parser.add_argument("--gallery", type=Path, nargs="*", default=[],
                         help="more facesets (other people) for top-1 retrieval; the input's own person joins as a distractor unless it is the target")
     parser.add_argument("--out", type=Path, default=Path("eval_out"), help="folder for eval.json and the PNGs")
@@ -36,7 +37,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="also score the one-photo swap (no training) of this photo / folder / video of the target "
                              "on the same frames, as a reference row beside the model (eval.md, eval.json)")
     parser.add_argument("--color", default="rct", help="with --model: colour transfer mode of the merge")
+    parser.add_argument("--eyes", choices=("user", "model"), default="user",
+                        help="with --model: the user's own eyes between the swapped lids (default) or the swap's own")
+    parser.add_argument("--photo", action="append", default=[], metavar="KEY=VALUE",
+                        help="a one-photo swap setting for --model/--reference photos (repeat for more): "
+                             + ", ".join(PHOTO_SETTINGS))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from swapcam.eval_occlusion_cli import configure_parser as occlusion_options
+
+    occlusion_options(parser)
+
+
+PHOTO_SETTINGS = {"forehead": float, "grow": float, "shading": float, "proportions": float, "resolution": int,
+                  "tone": str, "mouth": lambda v: {"on": True, "off": False}[v]}
+
+
+def photo_settings(items: list[str]) -> dict:
+    """['shading=0', 'tone=light'] -> {'shading': 0.0, 'tone': 'light'}; ValueError with the reason."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in PHOTO_SETTINGS:
+            raise ValueError(f"--photo {item!r}: write KEY=VALUE with KEY one of {', '.join(PHOTO_SETTINGS)}")
+        try:
+            out[key] = PHOTO_SETTINGS[key](value)
+        except (KeyError, ValueError):
+            raise ValueError(f"--photo {item!r}: bad value {value!r}") from None
+    return out
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -53,10 +80,13 @@ def _swapped(inputs: list, model: Path, args: argparse.Namespace):
 
     source = open_frames(args.input)  # for its frame rate (the smoothing's clock)
     source.close()
-    swapper = open_swapper(model)
+    from swapcam.eval_occlusion_cli import occlusion_stage
+
+    swapper = open_swapper(model, **photo_settings(args.photo))
     print(f"swapcam eval: {swapper.describe()}", flush=True)
     pairs, weight_pairs = itertools.tee(swap_frames(inputs, model, fps=source.fps, swapper=swapper,
-                                                    merge=MergeSettings(color=args.color).validate()))
+                                                    merge=MergeSettings(color=args.color).validate(),
+                                                    occlusion=occlusion_stage(args), eyes=args.eyes))
     return (frame for frame, _ in pairs), (weight for _, weight in weight_pairs)
 
 
@@ -67,6 +97,13 @@ def main(args: argparse.Namespace) -> int:
     from measure.report_plots import contact_sheet_png, eval_curves_png
     from training.faceset import FacesetError
 
+    if args.occluders:
+        from swapcam.eval_occlusion_cli import main as occlusion_main
+
+        return occlusion_main(args)
+    if args.target is None:
+        print("swapcam eval: --target FACESET is required (except with --occluders)", file=sys.stderr)
+        return 2
     if args.identity_every < 1:
         print("swapcam eval: --identity-every must be at least 1", file=sys.stderr)
         return 2
@@ -145,5 +182,9 @@ def main(args: argparse.Namespace) -> int:
           + ("" if args.model else " (n/a: needs --model)"))
     print(f"warp ratio {_fmt(temp['warp_ratio'])}, landmark jitter ratio {_fmt(temp['jitter_ratio'])} "
           f"({temp['still_frames']} still frames)")
+    eyes = report["eyes"]
+    print(f"eyes: openness correlation {_fmt(eyes['openness_correlation'])}, on the input's most-closed frames "
+          f"{_fmt(eyes['closed']['input_openness'])} in, {_fmt(eyes['closed']['output_openness'])} out; "
+          f"iris error {_fmt(eyes['iris_error_pct']['mean'], 1)} % of eye width")
     print(f"wrote {args.out / 'eval.json'}, eval.md, eval_curves.png, contact_sheet.png")
     return 0

@@ -101,6 +101,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hold", type=int, default=3, help="frames a lost face is held")
     g.add_argument("--fade", type=int, default=6, help="frames a lost face then fades out over")
 
+    g = parser.add_argument_group("occlusion (hands, glasses, microphones, cups in front of the face stay on top)")
+    g.add_argument("--occlusion", choices=("on", "off"), default=None,
+                   help="find what is in front of each face with the occlusion model and keep it over the swap "
+                        "(default on; o toggles it in the window)%(default).0s")
+    g.add_argument("--occlusion-model", type=Path, default=None,
+                   help="occlusion model (default: the shipped models/occlusion.onnx)%(default).0s")
+
     g = parser.add_argument_group("merge")
     g.add_argument("--mask", choices=MASK_MODES, default=d.mask, help="model masks to use")
     g.add_argument("--hull", action="store_true", help="also limit the mask to the landmark hull")
@@ -112,6 +119,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--color", choices=MODES, default=d.color, help="colour transfer onto the swapped face")
     g.add_argument("--opacity", type=float, default=d.opacity, help="0..1 strength of the swap")
     g.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask amount on the swapped face (0 = off)")
+    g.add_argument("--eyes", dest="user_eyes", type=_user_eyes, metavar="{user,model}", default=None,
+                   help="user (default): the user's own eyes between the swapped lids, so blinks and gaze follow the "
+                        "user (for trained models too); model: the swap's own eyes (key e switches)")
 
     g = parser.add_argument_group("control API (README: 'Control API')")
     g.add_argument("--api", default=None, metavar="[HOST:]PORT",
@@ -128,6 +138,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "when cores are free); serial: one thread (lower latency on a busy CPU); "
                         "auto: split with 4+ CPU cores, else serial")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
+
+
+def _user_eyes(value: str) -> bool:
+    """--eyes user|model -> the live setting ``user_eyes``."""
+    if value not in ("user", "model"):
+        raise argparse.ArgumentTypeError(f"choose user or model, not {value!r}")
+    return value == "user"
 
 
 def _say(text: str) -> None:
@@ -173,7 +190,8 @@ def session_options(args):
         color_smoothing=args.color_smoothing, hold=args.hold, fade=args.fade, split=split, face_type=args.face_type,
         crop_scale=args.crop_scale, providers=providers, morph_value=args.morph, threads=args.threads,
         photo_resolution=args.photo_resolution, proportions=args.proportions, vcam_format=args.vcam_format,
-        vcam_device=args.vcam_device, vcam_backend=args.vcam_backend)
+        vcam_device=args.vcam_device, vcam_backend=args.vcam_backend,
+        record_every_frame=args.unpaced)
 
 
 def load_targets(args, options, forehead: float) -> list:
@@ -186,6 +204,27 @@ def load_targets(args, options, forehead: float) -> list:
         _say(target.swapper.describe() + f"; warm-up {target.swapper.warmup_ms:.0f} ms")
         targets.append(target)
     return targets
+
+
+def load_occlusion(args, on: bool):
+    """The occlusion stage (opened even when ``on`` is False, so that the key o or the app can turn it on);
+    says which model it runs. OcclusionModelError when it is asked for and cannot be opened; when it is off,
+    a model that cannot be opened only leaves the switch without effect."""
+    from realtime.merging.occlusion import OcclusionModelError, open_occlusion
+
+    try:
+        masker = open_occlusion(args.occlusion_model)
+    except OcclusionModelError as exc:
+        if on:
+            raise
+        _say(f"occlusion: off, and unavailable ({exc})")
+        return None
+    if on:
+        _say(f"occlusion: on, {masker.describe()} (--occlusion off, or o in the window, turns it off)")
+    else:
+        _say("occlusion: off (hands, glasses and objects in front of the face are painted over; o in the window "
+             "or --occlusion on turns it on)")
+    return masker
 
 
 def _announce_provenance(swappers: list) -> None:
@@ -345,6 +384,7 @@ def main(args: argparse.Namespace) -> int:
             parse_address(args.api)
         options = session_options(args)
         targets = load_targets(args, options, float(settings["forehead"]))
+        occlusion = load_occlusion(args, bool(settings["occlusion"]))
     except (FileNotFoundError, ModelContractError, ValueError) as exc:
         return _fail(str(exc))
     _announce_provenance([t.swapper for t in targets])
@@ -363,7 +403,7 @@ def main(args: argparse.Namespace) -> int:
         source.close()
         return _fail(str(exc))
     session = LiveSession(source, targets, options=options, settings=settings, sinks=sinks, vcam=vcam, record=record,
-                          log=_log_event)
+                          log=_log_event, occlusion=occlusion)
     _say("every output frame carries an invisible watermark naming the model (check with `swapcam verify FILE`)"
          + ("" if args.no_label else " and a visible 'AI-altered video' label (--no-label removes it)"))
     if args.pipelining == "auto":

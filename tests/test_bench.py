@@ -65,6 +65,8 @@ def test_configurations_are_every_combination_named_by_what_varies():
         parse_pace("quick")
     with pytest.raises(ValueError):
         expand_configs(base, [parse_compare("color=none,sepia")])
+    on, off = expand_configs(base, [parse_compare("occlusion=on,off")])
+    assert (on.occlusion, off.occlusion, on.name) == (True, False, "occlusion=on")
 
 
 def test_bench_on_a_short_clip_writes_every_field_and_a_readable_png(astronaut_video, exported_model, tmp_path, capsys):

@@ -92,6 +92,12 @@ def test_unmodified_video_scores_no_pose_error_and_unit_warp_ratio(unmodified):
     assert ident["top1_accuracy"] == 1.0 and ident["top1_of_mean_descriptor"] == "astronaut"
     # the input shows the target, so the input's person is not added as a distractor
     assert ident["gallery"] == ["astronaut", "grace_hopper"]
+    eyes = r["eyes"]  # the same eyes: they follow exactly
+    assert eyes["frames"] == FRAMES and 0.2 < eyes["openness_input_mean"] < 0.45
+    assert eyes["openness_mean_abs_difference"] == pytest.approx(0.0, abs=1e-9)
+    assert eyes["closed"]["frames"] == 2 and eyes["closed"]["mean_abs_difference"] == pytest.approx(0.0, abs=1e-9)
+    assert eyes["iris_error_pct"]["mean"] == pytest.approx(0.0, abs=1e-6) and eyes["iris_error_pct"]["frames"] == FRAMES
+    assert len(r["per_frame"]["eye_openness_output"]) == FRAMES
 
 
 def test_pasted_person_scores_lower_identity_to_the_original(astronaut_frames, grace_hopper, identities, encoder, unmodified):
@@ -163,6 +169,7 @@ def test_eval_command_writes_json_and_pictures(astronaut_video, astronaut_facese
     table = (out / "eval.md").read_text().splitlines()
     assert table[2].startswith("| swap | dlib distance") and table[4].startswith("| goal |")
     assert table[5].startswith(f"| {astronaut_video.name} |") and "| 1.00 |" in table[5]  # sharpness of itself
+    assert "iris error (% eye width)" in table[2] and table[5].endswith("| 0.000 | 0.0 |")  # its own eyes
 
 
 def test_eval_command_refuses_missing_files(astronaut_faceset, tmp_path, capsys):

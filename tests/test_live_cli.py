@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests.fixtures.live_process import start_live_recording
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -26,7 +28,8 @@ def test_help_lists_every_option(tmp_path):
     assert res.returncode == 0
     for option in ("--model", "--source", "--sink", "--output", "--vcam-format", "--no-smoothing", "--color",
                    "--erode", "--blur", "--opacity", "--hull", "--largest-only", "--unpaced", "--loop",
-                   "--side-by-side", "--max-frames", "--reconnect", "--crop-scale", "--face-type"):
+                   "--side-by-side", "--max-frames", "--reconnect", "--crop-scale", "--face-type", "--occlusion",
+                   "--occlusion-model"):
         assert option in res.stdout, option
 
 
@@ -43,6 +46,9 @@ def test_bad_inputs_exit_non_zero_with_a_clear_message(tmp_path, exported_model)
     assert res.returncode == 2 and "missing.mp4" in res.stderr
     res = _run(["--model", str(exported_model), "--crop-scale", "5", "--sink", "null"], tmp_path)
     assert res.returncode == 2 and "--crop-scale: crop scale 5" in res.stderr
+    res = _run(["--model", str(exported_model), "--occlusion-model", str(tmp_path / "none.onnx"), "--sink", "null"],
+               tmp_path)
+    assert res.returncode == 2 and "occlusion model not found" in res.stderr and "--occlusion off" in res.stderr
 
 
 def test_missing_default_model_says_how_to_get_one(tmp_path):
@@ -59,6 +65,7 @@ def test_video_to_file_with_side_by_side_and_stats(tmp_path, exported_model, ast
                 "--stats-json", str(stats)], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "providers in use: " in res.stdout and "CPUExecutionProvider" in res.stdout
+    assert "occlusion: on, occlusion model occlusion.onnx" in res.stdout
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
     cap.release()
@@ -66,6 +73,7 @@ def test_video_to_file_with_side_by_side_and_stats(tmp_path, exported_model, ast
     assert img.shape == (480, 1280, 3)
     figures = json.loads(stats.read_text())
     assert figures["frames_out"] == 40 and figures["stage_ms_mean"]["swap"] > 0 and figures["latency_p95_ms"] > 0
+    assert figures["stage_ms_mean"]["occlusion"] > 0
 
 
 def test_headless_defaults_pick_the_demo_source_and_a_file(tmp_path, exported_model):
@@ -90,11 +98,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
     import signal
 
     out = tmp_path / "stopped.mp4"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_live.py"), "--model", str(exported_model), "--source",
-                             "demo", "--loop", "--sink", "file", "--output", str(out)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = start_live_recording(out, exported_model, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
     try:
         for line in proc.stdout:
             if "running" in line:
@@ -102,8 +107,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
         import time
 
         deadline = time.time() + 60
-        while not (tmp_path / "stopped.partial.mp4").exists() and time.time() < deadline:
-            time.sleep(0.2)
+        while not (out.exists() and out.stat().st_size > 0) and time.time() < deadline:
+            time.sleep(0.2)  # recording: written under its own name from the first fragment on
         time.sleep(1.0)
         proc.send_signal(getattr(signal, sig))
         rest = proc.communicate(timeout=60)[0]
@@ -111,7 +116,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_the_file_intact(tmp_path, exported
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "ended by interrupt" in rest
-    assert out.exists() and not (tmp_path / "stopped.partial.mp4").exists()
+    assert out.exists() and not list(tmp_path.glob("*partial*"))
     cap = cv2.VideoCapture(str(out))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()

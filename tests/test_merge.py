@@ -159,3 +159,40 @@ def test_merging_the_mask_box_equals_merging_the_whole_crop(astronaut, swapped):
     full = np.zeros(astronaut.shape[:2], np.float32)
     full[sl] = box_weight
     assert box_weight.size < weight.size and np.isclose(full.sum(), weight.sum(), rtol=1e-4)
+
+
+def test_keep_leaves_the_users_pixels_exactly_and_the_rest_swapped(astronaut, swapped):
+    """The generic keep input (the occlusion stage's mask): where it is 1 the frame is exactly the user's, even
+    though the swap covers that place; the rest of the face is still swapped as without it."""
+    aligned, out = swapped
+    r = out.face.shape[1]
+    keep = np.zeros((r, r), np.float32)
+    keep[r // 3: r // 2, r // 4: 3 * r // 4] = 1.0  # a band over the eyes
+    plain, kept = astronaut.copy(), astronaut.copy()
+    _merge(plain, aligned, out, MergeSettings(color="none"))
+    merger = Merger(MergeSettings(color="none"), mask_smoothing=1.0, color_smoothing=1.0)
+    merger.merge(kept, 0, aligned.image, aligned.matrix, out.face[0], out.face_mask[0], out.celeb_mask[0],
+                 aligned.aligned_landmarks68, 1.0, keep)
+    from realtime.face.alignment import warp_from_aligned
+
+    band, roi = warp_from_aligned(keep, aligned.matrix, astronaut.shape)
+    full = np.zeros(astronaut.shape[:2], np.float32)
+    full[roi.slices()] = band
+    core = full > 0.999
+    assert core.sum() > 100
+    assert np.array_equal(kept[core], astronaut[core]), "pixels under keep = 1 were painted"
+    assert (plain[core] != astronaut[core]).any(1).mean() > 0.5, "the swap did cover that band without keep"
+    elsewhere = (full == 0) & (plain != astronaut).any(2)
+    assert np.array_equal(kept[elsewhere], plain[elsewhere]), "keep changed pixels away from its mask"
+
+
+def test_a_face_box_outside_the_frame_blends_nothing_and_returns_matching_shapes(astronaut, swapped):
+    """A face whose kept mask leaves only a sliver beyond the frame's edge: the returned weight fits its slices."""
+    aligned, out = swapped
+    frame = astronaut.copy()
+    far = aligned.matrix.copy()
+    far[0, 2] += 5000.0  # frame -> aligned: the crop now lies far left of the frame, at the same height
+    merger = Merger(MergeSettings(), mask_smoothing=1.0, color_smoothing=1.0)
+    weight, sl = merger.merge(frame, 0, aligned.image, far, out.face[0], out.face_mask[0], out.celeb_mask[0])
+    assert weight.shape == frame[sl].shape[:2]
+    assert np.array_equal(frame, astronaut)

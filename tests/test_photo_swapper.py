@@ -17,20 +17,6 @@ from realtime.swap.swapper import SwapResult
 
 
 @pytest.fixture(scope="module")
-def astronaut_photo(tmp_path_factory, astronaut):
-    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
-    cv2.imwrite(str(path), astronaut)
-    return path
-
-
-@pytest.fixture(scope="module")
-def hopper_photo(tmp_path_factory, grace_hopper):
-    path = tmp_path_factory.mktemp("photos") / "grace_hopper.png"
-    cv2.imwrite(str(path), grace_hopper)
-    return path
-
-
-@pytest.fixture(scope="module")
 def hopper_swapper(hopper_photo):
     return PhotoSwapper(hopper_photo).prepare()
 
@@ -129,7 +115,7 @@ def test_next_and_previous_switch_between_a_photo_and_a_model(hopper_swapper, ex
     from realtime.swap.swappers import open_swapper
 
     model = open_swapper(exported_model).prepare()
-    processor = FaceSwapProcessor([hopper_swapper, model])
+    processor = FaceSwapProcessor([hopper_swapper, model], eyes="model")  # the swaps' own eyes: all of each face
     with_photo = processor.process(Frame(astronaut, 0, 0.0, 0.0, 0.0), {})[0]
     assert "astronaut.onnx" in processor.next_model()
     timings: dict[str, float] = {}

@@ -64,7 +64,7 @@ def test_video_through_exported_model_to_file_and_virtual_camera(swapper, astron
     vcam = VirtualCameraSink(fps=25, fmt="I420", backend="swapcam-pipeline-test")
     processor = FaceSwapProcessor([swapper])
     pipe = Pipeline(VideoFileSource(astronaut_video, realtime=False), processor,
-                    [collect, VideoFileSink(out_path, fps=25), vcam], record_frames=True)
+                    [collect, VideoFileSink(out_path, fps=25, live=False), vcam], record_frames=True)
     stats = pipe.run()
     processor.close()
 
@@ -159,7 +159,7 @@ def test_stop_from_a_sink_finalises_the_file(tmp_path):
                 pipe.stop()
 
     collect = StopAfter()
-    pipe = Pipeline(DemoSource(seconds=5, realtime=False), PassThrough(), [collect, VideoFileSink(path)])
+    pipe = Pipeline(DemoSource(seconds=5, realtime=False), PassThrough(), [collect, VideoFileSink(path, live=False)])
     stats = pipe.run()
     # The contract of stop(): the frame being written when a sink calls it is the last one, and every
     # sink sees it; frames already waiting between stages are discarded.
@@ -176,7 +176,7 @@ def test_processing_error_ends_cleanly_and_is_reported(tmp_path):
             return frame.image, 0
 
     path = tmp_path / "partial.mp4"
-    stats = Pipeline(DemoSource(seconds=2, realtime=False), Broken(), [VideoFileSink(path)]).run()
+    stats = Pipeline(DemoSource(seconds=2, realtime=False), Broken(), [VideoFileSink(path, live=False)]).run()
     assert stats.ended_by == "error" and any("model exploded" in e for e in stats.errors)
     assert stats.frames_out == 3 and len(_read_all(path)) == 3  # what was written is intact
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
 from realtime.face.regions import face_region
@@ -79,3 +80,35 @@ def test_the_ratio_of_one_face_is_smoothed_over_frames_and_follows_a_change_of_l
     assert abs(settled - 0.5) < 0.05  # and follows within a second
     assert abs(level(dark, key=None) - 0.5) < 0.05  # no key: not smoothed
     assert abs(level(bright, key=1) - 1.0) < 0.05  # another face has its own history
+
+
+def test_the_light_model_carries_the_light_but_not_the_users_relief(still_landmarker, astronaut, grace_hopper):
+    """The astronaut's photo on Grace Hopper (her own relief, her own light: brighter to the right of the crop than
+    the astronaut's): the 'light' model's ratio is a plane in log space (no relief in it) that still carries the
+    left-right change of light; 'blend' lies between it and the ratio as it is."""
+    faces = []
+    for image in (astronaut, grace_hopper):
+        face = still_landmarker.detect(image)[0]
+        m = align_matrix(face.landmarks68, SIZE, "full")
+        faces.append((warp_to_aligned(image, m, SIZE), transform_points(face.points, m)))
+    (photo, _), (user, pts) = faces
+    everywhere = np.ones((SIZE, SIZE), np.float32)
+    r = {model: np.log(ShadingMatch(SIZE, model=model).ratio(photo, user, pts, everywhere, 0.5)).mean(-1)
+         for model in ("ratio", "light", "blend")}
+    skin = face_region(pts, SIZE, 0.5) > 0.5
+    third = SIZE // 3
+    for model, log_ratio in r.items():  # measured: 0.11 (ratio), 0.13 (light)
+        left, right = log_ratio[:, :third][skin[:, :third]].mean(), log_ratio[:, -third:][skin[:, -third:]].mean()
+        assert right - left > 0.05, (model, left, right)
+        assert abs(log_ratio[skin].mean() - r["ratio"][skin].mean()) < 0.03  # the same overall tone
+    ys, xs = np.nonzero(skin)
+    basis = np.stack([np.ones_like(xs), xs, ys], 1).astype(np.float64)
+
+    def relief(log_ratio):  # what is left of the ratio over the skin once the best plane is taken out
+        values = log_ratio[skin].astype(np.float64)
+        return float(np.std(values - basis @ np.linalg.lstsq(basis, values, rcond=None)[0]))
+
+    rel = {m: relief(a) for m, a in r.items()}
+    assert rel["light"] < 0.005 < rel["ratio"] and rel["light"] < rel["blend"] < rel["ratio"], rel
+    with pytest.raises(ValueError, match="ratio, light, blend"):
+        ShadingMatch(SIZE, model="flat")

@@ -1,5 +1,5 @@
-"""Sinks: pixel-format conversion through pyvirtualcam's own Camera (test backend registered), video
-files, the window's keys and HUD, the side-by-side still."""
+"""Sinks: pixel-format conversion through pyvirtualcam's own Camera (test backend registered), the
+window's keys and HUD, the side-by-side still. Video files: tests/test_recorder.py."""
 
 from __future__ import annotations
 
@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from measure.evaluate import read_frames
 from realtime.pipeline import FrameInfo
 from realtime.frames.sinks import (
     VCAM_FORMATS,
-    VideoFileSink,
     VirtualCameraSink,
     VirtualCameraUnavailable,
     WindowSink,
-    default_video_codecs,
     draw_hud,
     side_by_side,
-    v4l2_m2m_devices,
     virtual_camera_available,
 )
 
@@ -112,33 +108,6 @@ def test_virtual_camera_unavailable_says_how_to_get_one():
         VirtualCameraSink(fmt="XYZ")
 
 
-def test_video_file_sink_finalises_a_readable_file(tmp_path, astronaut):
-    path = tmp_path / "out.mp4"
-    sink = VideoFileSink(path, fps=25)
-    frames = [np.roll(cv2.resize(astronaut, (320, 240)), 8 * i, axis=1) for i in range(12)]
-    for f in frames:
-        sink.write(f)
-    assert not path.exists()  # written under a temporary name until closed
-    sink.close()
-    assert path.exists() and not list(tmp_path.glob("*.partial*"))
-    decoded = list(read_frames(path))
-    assert len(decoded) == 12 and decoded[0].shape == (240, 320, 3)
-    assert np.abs(decoded[5].astype(int) - frames[5]).mean() < 8.0
-    assert sink.codec in VideoFileSink.CODECS
-
-
-def test_h264_is_not_probed_where_its_only_encoder_cannot_exist(tmp_path, capfd):
-    """Linux without a V4L2 memory-to-memory device: the wheel's FFmpeg has no H.264 encoder to open, so
-    avc1 is not tried (trying printed "[h264_v4l2m2m] Could not find a valid device")."""
-    if platform.system() != "Linux" or v4l2_m2m_devices():
-        pytest.skip("an H.264 encoder may exist here")
-    assert default_video_codecs() == ("mp4v",)
-    sink = VideoFileSink(tmp_path / "x.mp4")
-    sink.write(np.zeros((48, 64, 3), np.uint8))
-    sink.close()
-    assert sink.codec == "mp4v" and "h264" not in capfd.readouterr().err
-
-
 def _info(**kw) -> FrameInfo:
     base = dict(seq=3, t_capture=0.0, timings={"landmarks": 9.0, "swap": 12.0}, faces=1, fps=29.5,
                 latency_p50_ms=40.0, latency_p95_ms=60.0)
@@ -149,11 +118,13 @@ def _info(**kw) -> FrameInfo:
 def test_window_keys_and_hud_without_a_display(astronaut, tmp_path):
     calls = []
     win = WindowSink(actions={"bypass": lambda: calls.append("b") or "bypass ON", "quit": lambda: calls.append("q"),
-                              "next_model": lambda: calls.append("n"), "prev_model": lambda: calls.append("p")},
+                              "next_model": lambda: calls.append("n"), "prev_model": lambda: calls.append("p"),
+                              "occlusion": lambda: calls.append("o") or "occlusion off"},
                      screenshot_dir=tmp_path)
     for key in "bnpq":
         win.handle_key(ord(key))
     assert calls == ["b", "n", "p", "q"] and win.status == "bypass ON"
+    assert win.handle_key(ord("o")) == "occlusion" and calls[-1] == "o" and win.status == "occlusion off"
     assert win.handle_key(27) == "quit"
     win.handle_key(ord("h"))
     assert win.hud is False

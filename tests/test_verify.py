@@ -61,6 +61,28 @@ def test_verify_a_folder_and_json(marked_and_plain, tmp_path, capsys):
     assert swapcam(["verify", str(empty)]) == 2
 
 
+def test_a_mark_too_faint_for_any_window_is_found_in_the_whole_clip(tmp_path, astronaut):
+    """Every window alone is too weak (a faint mark under heavy noise, content moving): the mark is static,
+    so the average of all windows still shows it, and verify says that is where it was found."""
+    from realtime.frames.recorder import VideoFileSink
+    from realtime.marking.watermark import Payload, Watermarker
+    from swapcam.verify_cli import verify_file
+
+    base = cv2.resize(astronaut, (640, 360))
+    rng = np.random.default_rng(5)
+    payload = Payload.now(bytes.fromhex("5ca1ab1e"))
+    marker = Watermarker(payload, amplitude=1)
+    sink = VideoFileSink(tmp_path / "faint.mp4", fps=25, live=False, crf=12)
+    for _ in range(200):
+        frame = marker.embed(np.ascontiguousarray(np.roll(base, (int(rng.integers(0, 360)), int(rng.integers(0, 640))),
+                                                          axis=(0, 1))))
+        sink.write(np.clip(frame + rng.normal(0, 110, frame.shape[:2])[:, :, None], 0, 255).astype(np.uint8))
+    sink.close()
+    verdict = verify_file(tmp_path / "faint.mp4", window_s=0.5)
+    assert verdict.found and verdict.payload == payload and verdict.windows > 10 and verdict.windows_agreeing == 0
+    assert "found in the average of all" in verdict.line()
+
+
 def _live(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONPATH"] = str(REPO)

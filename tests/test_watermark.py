@@ -1,8 +1,10 @@
-"""The output watermark: payload and code, embedding cost and quality, detection after what calls do to video.
+"""The output watermark: payload and code, embedding cost and quality, detection after what calls, streams
+and layouts do to video.
 
 The robustness tests are the short version of ``python -m measure.watermark_bench``: a 2-second 720p clip of
-the built-in demo source (the package-shipped astronaut), marked, encoded with the ffmpeg of imageio-ffmpeg
-(libx264 CRF 28), decoded, detected as one window.
+the built-in demo source (the package-shipped astronaut), marked, put through an attack (a picture-in-picture
+on a 1080p canvas, a mirror, a turn, ...), encoded with the ffmpeg of imageio-ffmpeg (libx264 CRF 28),
+decoded, detected as one window.
 """
 
 from __future__ import annotations
@@ -13,9 +15,29 @@ import cv2
 import numpy as np
 import pytest
 
-from measure.watermark_bench import brightness, crop, h264_roundtrip, load_clip, psnr, to_720p
+from measure.watermark_bench import (
+    brightness,
+    crop,
+    game_background,
+    h264_roundtrip,
+    load_clip,
+    mirror,
+    natural_background,
+    picture_in_picture,
+    psnr,
+    rotate,
+    synthetic_pictures,
+    to_720p,
+)
 from measure.watermark_detect import Z_THRESHOLD, detect_frames, viterbi_decode
-from realtime.marking.watermark import CODED_BITS, MESSAGE_BITS, Payload, Watermarker, conv_encode
+from realtime.marking.watermark import (
+    CODED_BITS,
+    MESSAGE_BITS,
+    V1_CELLS_PER_HEIGHT,
+    Payload,
+    Watermarker,
+    conv_encode,
+)
 
 PAYLOAD = Payload.now(bytes.fromhex("5ca1ab1e"), dt.datetime(2026, 3, 14, 15, 9, tzinfo=dt.timezone.utc))
 
@@ -81,6 +103,52 @@ def test_marked_clip_is_read_after_what_calls_and_streams_do(demo_clip, attack):
         assert attacked[0].shape[:2] == (360, 640)
     det = detect_frames(attacked)
     assert det.found and det.payload == PAYLOAD, det
+
+
+LAYOUTS = {  # name: (attack, expected scale, angle, mirrored)
+    "PiP 25% bottom-right over a game": (lambda fr, fps: picture_in_picture(fr, 0.25, (1, 1), game_background()),
+                                         0.25, 0.0, False),
+    "PiP 33% top-left over a photograph": (lambda fr, fps: picture_in_picture(fr, 1 / 3, (0, 0),
+                                                                               natural_background()), 1 / 3, 0.0, False),
+    "PiP 50% off-centre over a game": (lambda fr, fps: picture_in_picture(fr, 0.5, (0.3, 0.7), game_background()),
+                                       0.5, 0.0, False),
+    "PiP 100% (upscaled to 1080p)": (lambda fr, fps: picture_in_picture(fr, 1.0, (0, 0), game_background()),
+                                     1.0, 0.0, False),
+    "mirrored": (lambda fr, fps: mirror(fr), 1.0, 0.0, True),
+    "rotated +5 deg": (lambda fr, fps: rotate(fr, 5), 1.0, 5.0, False),
+    "rotated -2 deg": (lambda fr, fps: rotate(fr, -2), 1.0, -2.0, False),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_marked_clip_is_read_after_a_streamers_layout_and_h264(demo_clip, layout):
+    """Picture-in-picture at 25-100 % of a 1920x1080 canvas anywhere, mirroring and small turns, then CRF 28:
+    found, and the detector says where the picture was (its scale, turn and mirroring)."""
+    _, marked, fps = demo_clip
+    attack, scale, angle, mirrored = LAYOUTS[layout]
+    attacked = h264_roundtrip(list(attack(marked, fps)), fps)
+    det = detect_frames(attacked)
+    assert det.found and det.payload == PAYLOAD, det
+    assert abs(det.scale - scale) < 0.02 * scale and abs(det.angle - angle) < 0.3 and det.mirrored == mirrored, det
+    assert not detect_frames(h264_roundtrip(list(attack(demo_clip[0], fps)), fps)).found  # the unmarked clip
+
+
+def test_a_format_1_mark_is_still_read(astronaut):
+    """Recordings made before format 2 (8-px cells at 720p) are read by the same detector."""
+    old = Payload(bytes.fromhex("0badf00d"), PAYLOAD.hour, version=1)
+    marked = Watermarker(old, cells_per_height=V1_CELLS_PER_HEIGHT).embed(to_720p(astronaut))
+    det = detect_frames([marked])
+    assert det.found and det.payload == old and det.payload.version == 1
+
+
+def test_pictures_made_to_look_like_a_tiled_mark_raise_no_alarm():
+    """Checkerboards, gratings, tiled noise and tiled blocks at many periods (some turned), a game frame:
+    periodic pictures light up the lattice search (tiled random blocks, a mark with other chips, reach a
+    sync z above the threshold), but the checksum of what they decode to never matches."""
+    results = [(name, detect_frames([picture])) for name, picture in synthetic_pictures()]
+    assert len(results) >= 25
+    assert [name for name, det in results if det.found] == []
+    assert all(det.payload is None for _, det in results)
 
 
 def test_unmarked_clip_after_h264_is_not_found(demo_clip):

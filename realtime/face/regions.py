@@ -3,6 +3,8 @@
 - ``face_region``: the face oval, cut across the forehead below the hairline (the mesh's oval reaches
   the hairline, so a swap bounded by it pastes the target's fringe onto the forehead);
 - ``mouth_hole``: inside the inner lip contour (teeth, tongue: the user's own, never the photo's);
+- ``eye_boxes`` / ``eye_opening``: between the lids of each eye (eyeball and iris: the user's own, so the
+  swap blinks and looks where the user does);
 - ``hair_over_forehead``: hair (a fringe, strands) hanging into the forehead band, found by colour
   against the face's own cheeks, and everything below it in the same column;
 - ``features``: eyes, brows and lips (not skin on any face), for the shading match's skin sample;
@@ -27,6 +29,11 @@ INNER_LIPS = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 31
 OUTER_LIPS = np.array([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146])
 RIGHT_EYE = np.array([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7])
 LEFT_EYE = np.array([263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249])
+EYE_CONTOURS = (RIGHT_EYE, LEFT_EYE)
+# Per eye (RIGHT_EYE's, then LEFT_EYE's): the corners (outer, inner) and three (upper, lower) lid points
+# across the middle of the eye.
+EYE_CORNERS = ((33, 133), (263, 362))
+EYE_LIDS = (((160, 144), (159, 145), (158, 153)), ((387, 373), (386, 374), (385, 380)))
 RIGHT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46])
 LEFT_BROW = np.array([300, 293, 334, 296, 336, 285, 295, 282, 283, 276])
 FOREHEAD_TOP = 10
@@ -83,6 +90,51 @@ def mouth_hole(points: np.ndarray, size: int, shrink: float = 0.0, out: np.ndarr
         length = np.linalg.norm(inward, axis=1, keepdims=True)
         lips = lips + inward * np.minimum(shrink, 0.5 * length) / np.maximum(length, 1e-6)
     return _poly(mask, lips)
+
+
+def eye_opennesses(points: np.ndarray) -> np.ndarray:
+    """(2,) lid gap over eye width of each eye (RIGHT_EYE's, LEFT_EYE's): the mean of the three EYE_LIDS gaps
+    over the corner-to-corner width (about 0.25-0.35 open, under 0.1 closed)."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    out = np.empty(2)
+    for k, ((outer, inner), lids) in enumerate(zip(EYE_CORNERS, EYE_LIDS)):
+        width = max(float(np.linalg.norm(pts[outer] - pts[inner])), 1e-6)
+        out[k] = np.mean([np.linalg.norm(pts[u] - pts[d]) for u, d in lids]) / width
+    return out
+
+
+def eye_widths(points: np.ndarray) -> np.ndarray:
+    """(2,) corner-to-corner width of each eye (pixels of ``points``)."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    return np.array([np.linalg.norm(pts[a] - pts[b]) for a, b in EYE_CORNERS])
+
+
+def eye_boxes(points: np.ndarray, shape: tuple[int, int], margin: float) -> list[tuple[int, tuple[slice, slice]]]:
+    """[(eye: 0 for RIGHT_EYE, 1 for LEFT_EYE, (rows, cols) slices)]: the box around each eye's lid contour
+    grown by ``margin`` pixels, within an image of ``shape`` (height, width); an eye whose box is empty (off
+    the image) is left out."""
+    boxes = []
+    limit = np.array([shape[1], shape[0]])
+    for eye, contour in enumerate(EYE_CONTOURS):
+        pts = np.asarray(points[contour, :2], np.float64)
+        x0, y0 = np.clip(np.floor(pts.min(0) - margin).astype(int), 0, limit)
+        x1, y1 = np.clip(np.ceil(pts.max(0) + margin).astype(int) + 1, 0, limit)
+        if x1 > x0 and y1 > y0:
+            boxes.append((eye, (slice(int(y0), int(y1)), slice(int(x0), int(x1)))))
+    return boxes
+
+
+def eye_opening(points: np.ndarray, eye: int, box: tuple[slice, slice], grow: float = 0.0) -> np.ndarray:
+    """(h, w) float32 mask of the opening of ``eye`` (0: RIGHT_EYE, 1: LEFT_EYE; inside its lid contour) on
+    ``box`` of the image only, anti-aliased; ``grow`` > 0 moves the contour outward from the eye's
+    centre by that many pixels (< 0 inward)."""
+    rows, cols = box
+    mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.float32)
+    pts = np.asarray(points[EYE_CONTOURS[eye], :2], np.float64)
+    if grow:
+        away = pts - pts.mean(0)
+        pts = pts + grow * away / np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-6)
+    return _poly(mask, pts - (cols.start, rows.start))
 
 
 def mouth_openness(points: np.ndarray) -> float:

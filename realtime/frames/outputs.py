@@ -27,12 +27,14 @@ class SessionOutputs:
     preview(frame, info): hands each frame to the preview first; say: reports what happened; fps(): the
     source's rate (for the virtual camera and files); swapper(): what is shown now (a recording's
     provenance); vcam_options: ``fmt``, ``device``, ``backend`` for ``VirtualCameraSink``; vcam: a virtual
-    camera to start with (on); record: a video file to record from the first frame.
+    camera to start with (on); record: a video file to record from the first frame; record_live: a recording
+    leaves out the frames its encoder cannot keep up with rather than hold up the loop (False: it waits, every
+    frame is recorded; for a file processed as fast as it can be).
     """
 
     def __init__(self, extra_sinks: list, *, preview: Callable[[np.ndarray, FrameInfo], None], say: Say,
                  fps: Callable[[], float], swapper: Callable[[], object], vcam_options: dict | None = None,
-                 vcam=None, record: Path | None = None) -> None:
+                 vcam=None, record: Path | None = None, record_live: bool = True) -> None:
         self.extra = list(extra_sinks)
         self._preview, self._say, self._fps, self._swapper = preview, say, fps, swapper
         self._vcam_options = dict(vcam_options or {})
@@ -44,6 +46,7 @@ class SessionOutputs:
         self.recorder = None  # VideoFileSink
         self.record_status = "off"
         self.record_frames = 0
+        self._record_live = record_live
         self._shape: tuple | None = None
         self._finishers: list[threading.Thread] = []
 
@@ -86,7 +89,11 @@ class SessionOutputs:
             if self.recorder is not None:
                 self._finish_recording()
             if want_record is not None:
-                self.recorder = VideoFileSink(want_record, fps=self._fps())
+                recorder = VideoFileSink(want_record, fps=self._fps(), live=self._record_live)
+                # told when it stops by itself (an error: disk full, folder removed) or left frames out (a warning)
+                recorder.on_error = lambda message: self._say("error" if recorder.error else "warning", "output",
+                                                              message)
+                self.recorder = recorder
                 self.record_frames = 0
                 self.record_status = f"recording to {want_record}"
                 self._say("info", "output", f"recording to {want_record}")
@@ -120,11 +127,15 @@ class SessionOutputs:
             try:
                 self.recorder.write(frame, info)
                 self.record_frames += 1
+                failed = self.recorder.error  # stopped by itself (disk full, folder removed): said by on_error
             except Exception as exc:
-                self._say("error", "output", f"recording {self.recorder.path}: {one_line(exc)}")
+                failed = one_line(exc)
+                self._say("error", "output", f"recording {self.recorder.path}: {failed}")
+            if failed:
                 with self._lock:
                     self.want_record = None
                 self._finish_recording()
+                self.record_status = f"stopped: {failed}"
         for sink in self.extra:
             sink.write(frame, info)
 
@@ -167,7 +178,7 @@ class SessionOutputs:
         if not path.exists():
             return
         self._say("info", "output", f"wrote {path}")
-        if hasattr(recorder, "codec"):
+        if hasattr(recorder, "codec") and not getattr(recorder, "error", None):  # a finished file: credentials
             self._sign(path, swapper)
 
     def _sign(self, path: Path, swapper) -> None:

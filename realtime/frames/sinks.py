@@ -1,7 +1,9 @@
 """Where live frames go: virtual camera, preview window, video file, nothing (benchmarks).
 
 Every sink has ``write(frame_bgr: np.ndarray, info: FrameInfo) -> None`` and ``close()``; sinks open
-lazily on the first frame (they learn its size then), so any number can run at once.
+lazily on the first frame (they learn its size then), so any number can run at once. The video file
+sink, ``VideoFileSink``, lives in ``realtime.frames.recorder`` (H.264 through ffmpeg, crash-safe) and
+is importable from here too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.frames.recorder import RecordingError, VideoFileSink  # noqa: F401  (the file sink, here too)
 from realtime.util.atomic_files import write_image
 
 VCAM_FORMATS = ("RGB", "BGR", "RGBA", "GRAY", "I420", "NV12", "YUYV", "UYVY")
@@ -129,105 +132,6 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-# VIDIOC_QUERYCAP = _IOR('V', 0, struct v4l2_capability) (104 bytes); device_caps at byte 88, and the
-# memory-to-memory flags V4L2_CAP_VIDEO_M2M_MPLANE (0x4000) and V4L2_CAP_VIDEO_M2M (0x8000) (linux/videodev2.h).
-_VIDIOC_QUERYCAP = 0x80685600
-_V4L2_CAP_M2M = 0x4000 | 0x8000
-_V4L2_CAP_DEVICE_CAPS = 0x80000000
-
-
-def v4l2_m2m_devices() -> list[str]:
-    """Linux /dev/video* devices that are V4L2 memory-to-memory devices (hardware codecs), by VIDIOC_QUERYCAP."""
-    import fcntl
-    import glob
-    import struct
-
-    found = []
-    for dev in sorted(glob.glob("/dev/video*")):
-        try:
-            fd = os.open(dev, os.O_RDWR | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            caps = fcntl.ioctl(fd, _VIDIOC_QUERYCAP, bytes(104))
-            capabilities, device_caps = struct.unpack_from("<II", caps, 84)
-            own = device_caps if capabilities & _V4L2_CAP_DEVICE_CAPS else capabilities  # this node's, if told
-            if own & _V4L2_CAP_M2M:
-                found.append(dev)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    return found
-
-
-def default_video_codecs() -> tuple[str, ...]:
-    """The codecs VideoFileSink tries, best first.
-
-    H.264 (avc1) first where it can exist. On Linux the opencv-python wheels' FFmpeg (the project's one
-    OpenCV) has no software H.264 encoder (no libx264/openh264; its only one is h264_v4l2m2m, a hardware
-    encoder behind a V4L2 memory-to-memory device): without such a device avc1 cannot open, and trying
-    makes FFmpeg print "[h264_v4l2m2m] Could not find a valid device". So it is not tried there.
-    """
-    if platform.system() == "Linux" and not v4l2_m2m_devices():
-        return ("mp4v",)
-    return ("avc1", "mp4v")
-
-
-class VideoFileSink:
-    """A video file: H.264 (avc1) where this OpenCV build can write it, else mp4v (``default_video_codecs``).
-
-    Written to ``NAME.partial.SUFFIX`` and renamed on ``close`` (so a finished file is never half a
-    file); closing after Ctrl-C or a source end still finalises it.
-    """
-
-    CODECS = ("avc1", "mp4v")  # every codec it may use
-    _unavailable: set[tuple[str, str]] = set()  # (codec, suffix) this OpenCV build cannot write
-
-    def __init__(self, path: str | Path, *, fps: float = 30.0, codec: str | None = None) -> None:
-        self.path = Path(path)
-        self.fps = fps
-        self.codecs = (codec,) if codec else default_video_codecs()
-        self.codec: str | None = None
-        self.writer: cv2.VideoWriter | None = None
-        self.frames = 0
-        self._partial = self.path.with_name(self.path.stem + ".partial" + (self.path.suffix or ".mp4"))
-
-    def open(self, width: int, height: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for codec in self.codecs:
-            if (codec, self.path.suffix) in VideoFileSink._unavailable:
-                continue
-            level = cv2.utils.logging.getLogLevel()
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a missing encoder is expected
-            try:
-                writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
-            finally:
-                cv2.utils.logging.setLogLevel(level)
-            if writer.isOpened():
-                self.writer, self.codec = writer, codec
-                return
-            writer.release()
-            VideoFileSink._unavailable.add((codec, self.path.suffix))  # do not retry (and re-log) it
-        raise RuntimeError(f"OpenCV cannot write {self.path.suffix or 'video'} files with codecs {self.codecs}; "
-                           "try --output NAME.avi")
-
-    def describe(self) -> str:
-        return f"video file {self.path}" + (f" ({self.codec})" if self.codec else "")
-
-    def write(self, frame: np.ndarray, info=None) -> None:
-        if self.writer is None:
-            self.open(frame.shape[1], frame.shape[0])
-        self.writer.write(frame)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-            os.replace(self._partial, self.path)
-
-
 class NullSink:
     """Discards frames (benchmarks); counts them and keeps the last one."""
 
@@ -264,19 +168,19 @@ class CollectSink:
         pass
 
 
-KEY_HELP = "keys: b bypass, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
+KEY_HELP = "keys: b bypass, o occlusion on/off, e user's eyes on/off, q/Esc quit, n/p next/previous model, s screenshot, h HUD on/off"
 
 
 class WindowSink:
     """A preview window with a HUD (fps, latency p50/p95, per-stage ms, faces) and keys.
 
-    ``actions`` maps action names to callables: 'quit', 'bypass', 'next_model', 'prev_model'
+    ``actions`` maps action names to callables: 'quit', 'bypass', 'occlusion', 'next_model', 'prev_model'
     (screenshot and HUD are handled here); ``keys`` adds key -> action name bindings (the live settings'
     hotkeys, ``realtime.live_settings.HOTKEYS``). Screenshots go to ``screenshot_dir`` as PNG.
     """
 
-    KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "bypass", ord("n"): "next_model", ord("p"): "prev_model",
-            ord("s"): "screenshot", ord("h"): "hud"}
+    KEYS = {ord("q"): "quit", 27: "quit", ord("b"): "bypass", ord("o"): "occlusion", ord("n"): "next_model",
+            ord("p"): "prev_model", ord("s"): "screenshot", ord("h"): "hud"}
 
     def __init__(self, *, title: str = "swapcam", actions: dict[str, Callable[[], object]] | None = None,
                  keys: dict[str, str] | None = None, hud: bool = True, screenshot_dir: str | Path = ".") -> None:

@@ -11,18 +11,24 @@ pixel domain, designed for what calls and streams do to video:
 - **Code**: a rate-1/3 convolutional code, constraint length 7 (generators 133, 171, 165 octal, the
   textbook code), 72 bits + 6 tail bits -> 234 coded bits, decoded with soft-decision Viterbi.
 - **Pattern** (``TileLayout``): a tile of 32 x 32 cells, each cell +-1. A fixed random quarter of the
-  cells are *sync* cells (known chips: they let the detector find the tile's position and scale after
-  a crop or a resize); the other cells each carry one coded bit times a known chip. The tile repeats
-  over the whole frame. A cell is ``frame height / 90`` pixels (8 px at 720p; 4-px cells lost too much
-  to a 360p re-encode: 83% of windows read instead of 100%). The pattern scales with the frame, so a
-  resized frame needs no scale search; a crop changes the scale, and the detector searches.
+  cells are *sync* cells (known chips: they let the detector find the tile's position and orientation);
+  the other cells each carry one coded bit times a known chip. The tile repeats over the whole frame, so
+  the frame's autocorrelation has a square lattice of peaks: the detector reads the tile's size and
+  rotation from it, whatever a layout did (picture-in-picture at any scale and place, a crop, a turn),
+  and tries the tile's 8 orientations (a mirrored picture). A cell is ``frame height / 60`` pixels
+  (format 2: 12 px at 720p, so 4.5 px when the picture is shown at 25 % of a 1080p canvas; format 1's
+  8-px cells were 3 px there and the codec erased them: 4.5 against 8.1 median sync z on the handheld
+  clip at CRF 28, ``python -m measure.watermark_bench``). The pattern scales with the frame.
 - **Embedding** (``Watermarker``): the pattern, +-``AMPLITUDE`` grey levels on B, G and R alike (luma
   only: chroma is halved and coarsely quantised by every video codec), is rendered once per frame size
   and payload into two uint8 planes and added with two saturating OpenCV passes: ~0.1-0.3 ms per
-  720p frame, no allocation per frame. PSNR ~42 dB (+-2 on every pixel, less where clipped).
+  720p frame, no allocation per frame. PSNR ~42 dB (+-2 on every pixel, less where clipped). +-3
+  reads better after a small picture-in-picture but shows as faint blocks on flat areas (38.9 dB), so
+  the product keeps +-2 (``watermark_bench --amplitude 3`` measures the other).
 
-The detector (``measure.watermark_detect``) averages a high-passed luma over frames, folds it onto one
-tile, finds the sync pattern's position by FFT correlation over a range of scales, and decodes.
+The detector (``measure.watermark_detect``) averages a whitened luma over frames, finds the tile's
+lattice in its autocorrelation, folds the picture onto one tile, finds the sync cells' position and
+orientation by FFT correlation, and decodes.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-FORMAT_VERSION = 1
-CELLS_PER_HEIGHT = 90  # the frame's height in cells: 8 px cells at 720p, 4 px at 360p
+FORMAT_VERSION = 2
+CELLS_PER_HEIGHT = 60  # the frame's height in cells: 12 px cells at 720p, 6 px at 360p
+V1_CELLS_PER_HEIGHT = 90  # format 1 (8 px cells at 720p): the same tile, smaller; still detected
 TILE = 32  # cells per tile side
 SYNC_FRACTION = 0.25
 AMPLITUDE = 2  # grey levels added or subtracted (PSNR ~42 dB)
@@ -169,20 +176,20 @@ def tile_layout() -> TileLayout:
     return TileLayout(chips, sync.reshape(TILE, TILE), bit.reshape(TILE, TILE))
 
 
-def cell_index(n: int, height: int) -> np.ndarray:
+def cell_index(n: int, height: int, cells_per_height: int = CELLS_PER_HEIGHT) -> np.ndarray:
     """Cell coordinate (0..TILE-1) of each of ``n`` pixel rows or columns of a frame ``height`` high."""
-    return ((np.arange(n, dtype=np.int64) * CELLS_PER_HEIGHT) // height) % TILE
+    return ((np.arange(n, dtype=np.int64) * cells_per_height) // height) % TILE
 
 
-def render_pattern(values: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The cell values (T, T) tiled over a frame: (height, width) float32, cells frame-height/90 px."""
-    return values[np.ix_(cell_index(height, height), cell_index(width, height))]
+def render_pattern(values: np.ndarray, height: int, width: int, cells_per_height: int = CELLS_PER_HEIGHT) -> np.ndarray:
+    """The cell values (T, T) tiled over a frame: (height, width) float32, cells frame-height/60 px."""
+    return values[np.ix_(cell_index(height, height, cells_per_height), cell_index(width, height, cells_per_height))]
 
 
-def message_pattern(payload: Payload, height: int, width: int) -> np.ndarray:
+def message_pattern(payload: Payload, height: int, width: int, cells_per_height: int = CELLS_PER_HEIGHT) -> np.ndarray:
     """(height, width) int8 in {-1, +1}: the pattern ``payload`` adds to a frame of that size (x AMPLITUDE)."""
     values = tile_layout().cell_values(conv_encode(payload.message_bits()))
-    return render_pattern(values, height, width).astype(np.int8)
+    return render_pattern(values, height, width, cells_per_height).astype(np.int8)
 
 
 class Watermarker:
@@ -190,18 +197,19 @@ class Watermarker:
 
     The two uint8 planes (what to add, what to subtract) are made once per frame size; a new size
     or payload costs one rendering (a few ms), every frame after it two saturating adds.
+    ``cells_per_height``: V1_CELLS_PER_HEIGHT draws format 1's smaller cells (tests of old recordings).
     """
 
-    def __init__(self, payload: Payload, amplitude: int = AMPLITUDE) -> None:
+    def __init__(self, payload: Payload, amplitude: int = AMPLITUDE, cells_per_height: int = CELLS_PER_HEIGHT) -> None:
         if not 1 <= amplitude <= 32:
             raise ValueError(f"amplitude {amplitude} is out of range 1..32 grey levels")
-        self.payload, self.amplitude = payload, amplitude
+        self.payload, self.amplitude, self.cells_per_height = payload, amplitude, cells_per_height
         self._shape: tuple[int, ...] | None = None
         self._add = self._sub = None
 
     def _prepare(self, shape: tuple[int, ...]) -> None:
         h, w = shape[:2]
-        pattern = message_pattern(self.payload, h, w)
+        pattern = message_pattern(self.payload, h, w, self.cells_per_height)
         add = np.where(pattern > 0, self.amplitude, 0).astype(np.uint8)
         sub = np.where(pattern < 0, self.amplitude, 0).astype(np.uint8)
         if len(shape) == 3:

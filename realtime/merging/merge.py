@@ -10,6 +10,13 @@ face (none / rct / lct / mkl via ``realtime.merging.color_transfer``, statistics
 time) and optional sharpening; then face and mask are warped back onto the frame ROI the box covers
 (``warp_from_aligned``) and blended with the opacity. Pixels where the warped mask is 0 are left
 exactly as they were.
+
+``keep`` (optional, (R, R) in aligned pixels, [0, 1]) says where the user's own pixels must stay on top
+whatever the swap draws (1 = the user's, 0 = the swap may paint): the occlusion stage's mask of hands,
+glasses and objects (``realtime.merging.occlusion``), or any other region a caller wants kept. It multiplies
+the finished merge mask (after smoothing, threshold, erosion and feathering, so it is neither delayed by
+the mask's temporal smoothing nor softened further) and so also keeps those pixels out of the colour
+statistics.
 """
 
 from __future__ import annotations
@@ -83,8 +90,8 @@ class Merger:
         self.color_ema.keep_only({k for k in self.color_ema._values if k[0] in keep})
 
     def mask(self, face_id: int, face_mask: np.ndarray, celeb_mask: np.ndarray,
-             aligned_landmarks68: np.ndarray | None) -> np.ndarray:
-        """(R, R) float32 merge mask in [0, 1] in aligned coordinates."""
+             aligned_landmarks68: np.ndarray | None, keep: np.ndarray | None = None) -> np.ndarray:
+        """(R, R) float32 merge mask in [0, 1] in aligned coordinates; zero where ``keep`` is 1."""
         s = self.settings
         r = face_mask.shape[0]
         if s.mask == "both":
@@ -111,7 +118,10 @@ class Merger:
         m[:edge], m[-edge:], m[:, :edge], m[:, -edge:] = 0, 0, 0, 0
         if s.blur:
             m = cv2.GaussianBlur(m, (2 * s.blur + 1, 2 * s.blur + 1), s.blur / 2.0, borderType=cv2.BORDER_CONSTANT)
-        return np.clip(m, 0.0, 1.0, out=m)
+        np.clip(m, 0.0, 1.0, out=m)
+        if keep is not None:
+            m *= 1.0 - keep
+        return m
 
     def colour(self, face_id: int, swapped_u8: np.ndarray, original_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The swapped face (uint8 BGR) with the original face's colour statistics (a new array, or
@@ -130,14 +140,16 @@ class Merger:
 
     def merge(self, frame: np.ndarray, face_id: int, aligned_original: np.ndarray, matrix: np.ndarray,
               face: np.ndarray, face_mask: np.ndarray, celeb_mask: np.ndarray,
-              aligned_landmarks68: np.ndarray | None = None, opacity: float = 1.0) -> tuple[np.ndarray, tuple]:
+              aligned_landmarks68: np.ndarray | None = None, opacity: float = 1.0,
+              keep: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
         """Blend one swapped face into ``frame`` (BGR uint8, modified in place).
 
         aligned_original: (R, R, 3) uint8 crop the model saw; matrix: its 2x3 frame->aligned matrix;
-        face: (R, R, 3) swapped face, float32 [0, 1] or uint8; face_mask, celeb_mask: (R, R) float32.
+        face: (R, R, 3) swapped face, float32 [0, 1] or uint8; face_mask, celeb_mask: (R, R) float32;
+        keep: (R, R) float32 in [0, 1], where the user's pixels stay (see the module docstring), or None.
         Returns the warped mask on the ROI (float32) and the ROI slices, for inspection.
         """
-        m = self.mask(face_id, face_mask, celeb_mask, aligned_landmarks68)
+        m = self.mask(face_id, face_mask, celeb_mask, aligned_landmarks68, keep)
         box = mask_box(m, pad=BOX_PAD)
         if box is None:
             return np.zeros((0, 0), np.float32), (slice(0, 0), slice(0, 0))
@@ -156,8 +168,8 @@ class Merger:
         # adds little there and costs most: measured +2.3 ms for a 330 px face in 720p). The mask: bilinear.
         shrinks = abs(np.linalg.det(to_box[:, :2])) >= 1.0
         warped, roi = warp_from_aligned(face_u8, to_box, frame.shape, cv2.INTER_CUBIC if shrinks else cv2.INTER_LINEAR)
-        if roi.empty:
-            return np.zeros(warped.shape[:2], np.float32), roi.slices()
+        if roi.empty:  # the face's box lies outside the frame: nothing to blend
+            return np.zeros((0, 0), np.float32), (slice(0, 0), slice(0, 0))
         weight, _ = warp_from_aligned(alpha, to_box, frame.shape)
         sl = roi.slices()
         region = frame[sl]

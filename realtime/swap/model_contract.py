@@ -57,6 +57,15 @@ class ModelContractError(ValueError):
     """A model file that is missing, not ONNX, or breaks contract 1."""
 
 
+class NotAFaceModelError(ModelContractError):
+    """One of swapcam's own helper models (e.g. the occlusion model): valid, but not a face to swap to."""
+
+
+# Metadata prefixes of swapcam's helper models, with what each one does (said when one is given as a target).
+HELPER_MODELS = {"swapcam.occlusion.": "swapcam's occlusion model (it marks what is in front of the face; it runs by "
+                                       "itself with --occlusion on)"}
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file says about itself, after validation."""
@@ -102,6 +111,10 @@ def read_model_info(path: str | Path, face_type: str | None = None, crop_scale: 
     initializers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     input_names = [i.name for i in inputs]
+    keys = [p.key for p in model.metadata_props]
+    for prefix, what in HELPER_MODELS.items():
+        if any(k.startswith(prefix) for k in keys):
+            raise NotAFaceModelError(f"{path} is {what}, not a face to swap to")
     if INPUT_NAME not in input_names:
         raise ModelContractError(f"{path}: no input named {INPUT_NAME!r} (inputs: {input_names}); not a DFM-compatible face model")
     extra = set(input_names) - {INPUT_NAME, MORPH_INPUT_NAME, PRIOR_INPUT_NAME}

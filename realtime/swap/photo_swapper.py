@@ -30,7 +30,8 @@ from realtime.swap.reference import Reference, describe_reference, load_referenc
 from realtime.swap.shading import ShadingMatch
 from realtime.swap.swapper import SwapResult
 
-MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (gaze stays the photo's)
+MESH_POINTS = 468  # the face mesh proper; the 10 iris points are left out of the warp (the live loop's eye
+# pass-through, realtime.face.eyes, shows the user's own eyeballs between the warped lids)
 # The aligned crop's side by default: the photo's own pixels across the crop (no finer: more pixels would
 # only interpolate it), rounded to 8 and held between these. The shipped London photo covers the crop with
 # 223 px: at 224 instead of 256 px a quarter fewer pixels per frame, and on GRID s26 (first 100 frames)
@@ -127,6 +128,10 @@ class PhotoSwapper:
     Off by default: on GRID s26 with a still of s1 it brings the dlib distance from 0.459 to 0.440, but on
     the held-out helmet_selfie clip it costs 0.008 and draws the photo's upper lip tight around a wide
     smile (see the README's figures).
+    shading: the shading match's cut-off as a fraction of R (``realtime.swap.shading``; 0: none, the merge's
+    colour transfer alone gives the face the user's global L*a*b* mean and spread); tone: its model ('ratio',
+    'light', 'blend'); mouth: the user's mouth opening shows through (False: the photo's closed lips are
+    stretched over it, as the 2016 recipe does).
     step: the warp field is solved on every step-th pixel.
     """
 
@@ -136,7 +141,7 @@ class PhotoSwapper:
 
     def __init__(self, path: str | Path, *, resolution: int | None = None, face_type: str = DEFAULT_FACE_TYPE,
                  forehead: float = 0.5, grow: float = 0.02, shading: float = 0.25, proportions: float = 0.0,
-                 step: int = 2,
+                 tone: str = "ratio", mouth: bool = True, step: int = 2,
                  iterations: int = 4, landmarker=None, reference: Reference | None = None,
                  identity: str | None = None, consent: str | None = None) -> None:
         if resolution is not None and (resolution < 64 or resolution % 2):
@@ -148,6 +153,8 @@ class PhotoSwapper:
         self.forehead = float(forehead)
         self.grow = float(grow) * self._resolution
         self._shading = float(shading)
+        self._tone = tone
+        self.mouth = bool(mouth)
         self.proportions = float(proportions)
         self.identity = identity or self.reference.identity
         self.consent = consent or self.reference.consent
@@ -233,7 +240,7 @@ class PhotoSwapper:
         self._aligned_to_photo = compose(to_big, invert(crop_to_aligned))
         self.warp = MeshWarp(self._ref_points, r, step=step, iterations=iterations)
         self._shift_weights = (self.proportions * interior_weights(self._ref_points))[:, None].astype(np.float32)
-        self.shading = ShadingMatch(r, self._shading) if self._shading > 0 else None
+        self.shading = ShadingMatch(r, self._shading, model=self._tone) if self._shading > 0 else None
 
     # -- per frame ------------------------------------------------------------------------------
     def _hide_folds(self, celeb_mask: np.ndarray) -> None:
@@ -325,7 +332,8 @@ class PhotoSwapper:
                 self._hide_folds(celeb_mask[i])
             # minus the mouth opening and any hair in the forehead (outside the box the region is 0 already)
             keep = 1.0 - hair_over_forehead(faces[i], pts, self.forehead)[box]
-            keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)[box]
+            if self.mouth:
+                keep -= mouth_hole(pts, r, MOUTH_SHRINK * r, out=hole)[box]
             np.clip(keep, 0.0, 1.0, out=keep)
             if self.shading is not None:
                 usable = self._buffer("usable", (1, r, r))[0]

@@ -21,13 +21,36 @@ from realtime.face.regions import face_region, features
 from realtime.face.smoothing import Ema
 
 
+TONE_MODELS = ("ratio", "light", "blend")
+
+
+def planar_fit(log_ratio: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n, n, C) the weighted least-squares plane a + b x + c y through each channel of ``log_ratio``
+    (n, n, C) under ``weights`` (n, n): the light's direction and strength across the face, no relief."""
+    n = log_ratio.shape[0]
+    c = np.linspace(-1.0, 1.0, n, dtype=np.float64)
+    xs, ys = np.meshgrid(c, c)
+    basis = np.stack([np.ones_like(xs), xs, ys], -1).reshape(-1, 3)
+    w = weights.reshape(-1).astype(np.float64)
+    lhs = basis.T @ (basis * w[:, None]) + 1e-6 * np.eye(3)
+    coef = np.linalg.solve(lhs, basis.T @ (log_ratio.reshape(-1, log_ratio.shape[-1]) * w[:, None]))
+    return (basis @ coef).reshape(n, n, -1).astype(np.float32)
+
+
 class ShadingMatch:
     """Low-frequency ratio transfer at aligned size ``size``; ``sigma`` is the cut-off (Gaussian sigma) as a
     fraction of it. A small sigma (0.06) also carries the user's facial shading, and with it some of the
     user's identity (measured: dlib distance to the target 0.50 instead of 0.45 on grid_s26); 0.25
-    carries skin tone and the direction of the light only."""
+    carries skin tone and the direction of the light only.
 
-    def __init__(self, size: int, sigma: float = 0.25, smoothing: float = 0.3) -> None:
+    model: 'ratio' (the low-frequency ratio as it is), 'light' (only a plane through its logarithm: the
+    light's direction and the overall tone, none of the user's facial relief), 'blend' (the geometric
+    mean of the two)."""
+
+    def __init__(self, size: int, sigma: float = 0.25, smoothing: float = 0.3, model: str = "ratio") -> None:
+        if model not in TONE_MODELS:
+            raise ValueError(f"tone model must be one of {', '.join(TONE_MODELS)}, got {model!r}")
+        self.model = model
         self.size = int(size)
         # the low-frequency ratio per face, smoothed over frames (EMA rate; 1 = off): measured per frame
         # it wavers with the landmarks and the image noise, which showed as flicker (GRID s26 warp-error
@@ -93,6 +116,10 @@ class ShadingMatch:
         trust = np.clip(den / 0.2, 0.0, 1.0)[..., None]
         r = mean_ratio + (local - mean_ratio) * trust
         np.clip(r, 0.2, 5.0, out=r)
+        if self.model != "ratio":
+            log_r = np.log(r)
+            plane = planar_fit(log_r, w)
+            r = np.exp(plane if self.model == "light" else 0.5 * (plane + log_r))
         if key is not None:
             r = self._smooth(key, r)
         return r

@@ -125,6 +125,18 @@ class SwapResult:
     celeb_mask: np.ndarray
 
 
+def aligned_batch(faces: np.ndarray, resolution: int, what: str = "faces") -> np.ndarray:
+    """``faces`` as a (N, R, R, 3) uint8 batch (one (R, R, 3) face becomes a batch of one); ValueError naming
+    ``what`` when it is not aligned BGR uint8 crops of side ``resolution``."""
+    faces = np.asarray(faces)
+    if faces.ndim == 3:
+        faces = faces[None]
+    r = resolution
+    if faces.shape[1:] != (r, r, 3) or faces.dtype != np.uint8:
+        raise ValueError(f"{what} must be uint8 (N, {r}, {r}, 3) BGR, got {faces.dtype} {faces.shape}")
+    return faces
+
+
 def _declared_inputs(path: Path) -> dict[str, tuple[str, list]]:
     """Input name -> (ORT-style type string, dims) as the ONNX file declares them (no session needed)."""
     import onnx
@@ -287,12 +299,8 @@ class FaceSwapper:
         meshes: (N, 478, 2) aligned-pixel meshes of the faces, needed by reference-prior models
         (``needs_mesh``), ignored by others. Models exported with a fixed batch size are called once per face.
         """
-        faces = np.asarray(faces)
-        if faces.ndim == 3:
-            faces = faces[None]
+        faces = aligned_batch(faces, self.resolution)
         r = self.resolution
-        if faces.shape[1:] != (r, r, 3) or faces.dtype != np.uint8:
-            raise ValueError(f"faces must be uint8 (N, {r}, {r}, 3) BGR, got {faces.dtype} {faces.shape}")
         if self.fixed_batch and len(faces) != self.fixed_batch:
             parts = [self.get(faces[i:i + 1], None if meshes is None else meshes[i:i + 1]) for i in range(len(faces))]
             return SwapResult(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("face_mask", "face", "celeb_mask")))

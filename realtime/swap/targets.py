@@ -3,7 +3,8 @@
 ``scan_targets(folders)`` lists, without loading any model session or landmarker:
   - trained models (``.onnx`` / ``.dfm``) in each folder and its direct subfolders, with the identity and
     consent their metadata records (``read_model_info``; a file that breaks the model contract is listed
-    with its one-line error instead);
+    with its one-line error instead; swapcam's own helper models, such as the occlusion model, are not
+    listed unless given as ``extra``);
   - photos and short videos of a target (the one-photo swap) directly in a folder given with ``photos=True``
     (and its direct subfolders that hold photos: a folder of photos of one person), with the identity and
     consent of their sidecar record (``PHOTO.json``, ``reference.json`` in a folder).
@@ -48,8 +49,9 @@ class TargetEntry:
 
 
 def describe_entry(path: str | Path) -> TargetEntry:
-    """The gallery entry of one path (a model, a photo, a folder of photos or a video); never raises."""
-    from realtime.swap.model_contract import ModelContractError, read_model_info
+    """The gallery entry of one path (a model, a photo, a folder of photos or a video); never raises.
+    kind: 'model', 'photo', 'helper' (one of swapcam's own helper models, with why it is no target) or 'unknown'."""
+    from realtime.swap.model_contract import ModelContractError, NotAFaceModelError, read_model_info
     from realtime.swap.swappers import swapper_kind
 
     path = Path(path).absolute()
@@ -60,6 +62,8 @@ def describe_entry(path: str | Path) -> TargetEntry:
     if kind == "model":
         try:
             meta = read_model_info(path).metadata
+        except NotAFaceModelError as exc:
+            return TargetEntry(path, "helper", error=str(exc))
         except ModelContractError as exc:
             return TargetEntry(path, kind, error=str(exc))
         return TargetEntry(path, kind, meta.get("swapcam.identity") or None, meta.get("swapcam.consent") or None)
@@ -98,12 +102,16 @@ def scan_targets(folders: list[tuple[Path, bool]], extra: list[Path] = ()) -> li
     """Every target in ``folders`` ((folder, photos) pairs) and the ``extra`` paths (e.g. dropped ones), once each."""
     seen: set[Path] = set()
     entries = []
-    for path in [p for folder, photos in folders for p in candidate_paths(Path(folder), photos=photos)] + list(extra):
+    found = [p for folder, photos in folders for p in candidate_paths(Path(folder), photos=photos)]
+    asked = {Path(p).resolve() for p in extra}
+    for path in found + list(extra):
         key = Path(path).resolve()
         if key in seen:
             continue
         seen.add(key)
-        entries.append(describe_entry(path))
+        entry = describe_entry(path)
+        if entry.kind != "helper" or key in asked:
+            entries.append(entry)
     return entries
 
 
