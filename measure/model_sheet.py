@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m measure.model_sheet", description=__doc__.split("\n\n")[0])
@@ -29,11 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from measure.eval_swap import swap_frames
     from measure.evaluate import EvalInputError, read_frames
-    from measure.mouth_sheet import SheetError, face_tile, sheet, widest_mouths
+    from measure.mouth_sheet import SheetError, face_tile, widest_mouths, write_sheet
     from realtime.swap.model_contract import ModelContractError
     from realtime.swap.reference import ReferenceError
     from realtime.swap.swappers import open_swapper
-    from realtime.util.atomic_files import write_image
 
     names = args.name or [Path(m).name for m in args.model]
     try:
@@ -56,12 +53,11 @@ def main(argv: list[str] | None = None) -> int:
             for i, (out, _) in enumerate(swap_frames(frames[: last + 1], model, swapper=swapper)):
                 if i in meshes:
                     rows[i].append(face_tile(out, meshes[i]))
-        write_image(args.out, sheet(["input", *names], [rows[i] for i, _, _ in picks]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        said = write_sheet(args.out, ["input", *names], rows, picks)
     except (SheetError, EvalInputError, ReferenceError, ModelContractError, ValueError, OSError) as exc:
         print(f"model_sheet: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: frames " + ", ".join(f"{i} (mouth {o:.2f})" for i, o, _ in picks)
-          + f"; columns input, {', '.join(names)}")
+    print(said)
     return 0
 
 
