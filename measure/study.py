@@ -145,7 +145,8 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
 
     from realtime.util.atomic_files import atomic_path
 
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    rows = -(-(len(COLUMNS) + 1) // 4)  # one panel per measure and one for the legend
+    fig, axes = plt.subplots(rows, 4, figsize=(18, 4 * rows))
     for ax, (label, _, _, _, lower) in zip(axes.ravel(), COLUMNS):
         for name, state in variants.items():
             for clip in state["points"][0]["clips"] if state["points"] else []:
@@ -170,11 +171,17 @@ def report(variants: dict[str, dict], png: Path, markdown: Path) -> None:
     write_text(markdown, points_table(variants))
 
 
+SHORT_NAMES = {"dlib distance to target": "dlib", "top-1 as target": "top-1", "sharpness / input": "sharp",
+               "ghosting": "ghost", "pose error (deg)": "pose °", "expression error (IOD)": "expr",
+               "warp-error ratio": "warp", "eye openness corr.": "eyes r", "closed-eye openness error": "closed eye",
+               "iris error (% eye width)": "iris %"}
+
+
 def points_table(variants: dict[str, dict]) -> str:
     """Markdown: one row per scored point of every variant, one column per clip holding the eval measures
     (dlib / top-1 / sharpness / ghosting / pose / expression / warp), as docs/study.md shows them."""
     clips = list(dict.fromkeys(c for st in variants.values() for p in st["points"] for c in p["clips"]))
-    short = " / ".join(("dlib", "top-1", "sharp", "ghost", "pose °", "expr", "warp")[:len(COLUMNS)])
+    short = " / ".join(SHORT_NAMES.get(label, label) for label, *_ in COLUMNS)
     rows = ["| variant | CPU min | steps | " + " | ".join(f"{c}: {short}" for c in clips) + " |",
             "|---|---|---|" + "---|" * len(clips)]
     for name, state in variants.items():

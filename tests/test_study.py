@@ -28,5 +28,9 @@ def test_points_table_has_a_row_per_point_and_a_column_per_clip():
     assert lines[0].startswith("| variant | CPU min | steps | grid_s26: dlib / top-1") and "helmet_selfie:" in lines[0]
     assert len(lines) == 2 + 3
     assert lines[2].startswith("| base | 0.0 | 0 | 0.500 / n/a / 0.50") and lines[2].endswith("| — |")
-    assert lines[3].startswith("| base | 10.2 | 455 |") and lines[3].count("0.500") == 6  # dlib, ghosting, expression: 3 digits, both clips
+    three_digits = sum(1 for label, _, digits, _, _ in COLUMNS if digits >= 3 and label != "top-1 as target")
+    assert lines[3].startswith("| base | 10.2 | 455 |") and lines[3].count("0.500") == 2 * three_digits
+    assert lines[0].count("dlib /") == 2 and all(short in lines[0] for short in ("sharp", "warp"))
+    # a name in the header and a value in the cell for every measure
+    assert lines[0].split("|")[4].count(" / ") == lines[2].split("|")[4].count(" / ") == len(COLUMNS) - 1
     assert lines[4].startswith(f"| {REFERENCE_VARIANT} | — | 0 |")
