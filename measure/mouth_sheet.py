@@ -77,6 +77,16 @@ def face_tile(image: np.ndarray, mesh: np.ndarray, size: int = TILE) -> np.ndarr
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
+def write_sheet(out: Path, names: list[str], rows: dict[int, list[np.ndarray]], picks) -> str:
+    """Write the sheet of ``rows`` (one per picked frame, in ``picks`` order) as a PNG at ``out``; returns the
+    line that says which frames and columns it holds."""
+    from realtime.util.atomic_files import write_image
+
+    write_image(out, sheet(names, [rows[i] for i, _, _ in picks]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return (f"wrote {out}: frames " + ", ".join(f"{i} (mouth {o:.2f})" for i, o, _ in picks)
+            + f"; columns {', '.join(names)}")
+
+
 def sheet(columns: list[str], rows: list[list[np.ndarray]]) -> np.ndarray:
     """A header row naming the columns over the rows of equal tiles."""
     body = np.vstack([np.hstack(r) for r in rows])
@@ -116,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from measure.eval_swap import swap_frames
     from measure.evaluate import EvalInputError, read_frames
-    from realtime.util.atomic_files import write_image
     from realtime.swap.reference import ReferenceError
 
     try:
@@ -137,12 +146,11 @@ def main(argv: list[str] | None = None) -> int:
                 if i in wanted:
                     rows[i].append(face_tile(out, next(m for j, _, m in picks if j == i)))
         names = ["input"] + [f"{key}={v:g}" if isinstance(v, float) else f"{key}={v}" for v in values]
-        write_image(args.out, sheet(names, [rows[i] for i, _, _ in picks]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        said = write_sheet(args.out, names, rows, picks)
     except (SheetError, EvalInputError, ReferenceError, ValueError, OSError) as exc:
         print(f"mouth_sheet: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: frames " + ", ".join(f"{i} (mouth {o:.2f})" for i, o, _ in picks)
-          + f"; columns {', '.join(names)}")
+    print(said)
     return 0
 
 

@@ -139,12 +139,15 @@ def test_corrupt_image_in_folder_is_skipped_counted_and_named(tmp_path, astronau
     folder = tmp_path / "photos"
     folder.mkdir()
     cv2.imwrite(str(folder / "a_good.jpg"), astronaut)
-    (folder / "b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
+    (folder / "b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10 + b"\xff\xd9")
+    ok, jpeg = cv2.imencode(".jpg", astronaut)
+    (folder / "c_cut.jpg").write_bytes(jpeg.tobytes()[:5000])  # a copy that stopped early
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "fs"
     assert swapcam(["extract", str(folder), "--out", str(out), "--size", "64", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert f"skipped {folder / 'b_broken.jpg'}: unreadable image" in printed
+    assert f"skipped {folder / 'b_broken.jpg'}: cannot be decoded: corrupt" in printed
+    assert f"skipped {folder / 'c_cut.jpg'}: truncated: the JPEG data stops before its end-of-image marker" in printed
     assert f"skipped {folder / 'notes.txt'}: not an image file" in printed
     assert len(Faceset.open(out)) == 1
 

@@ -68,15 +68,16 @@ def test_an_untrained_prior_model_outputs_the_prior_and_needs_it():
         model.swap(face)
 
 
-@pytest.fixture(scope="module")
-def prior_model(astronaut_faceset, grace_hopper_faceset, meshes, tmp_path_factory):
-    """A prior model trained a few steps by the real trainer and exported (fp32)."""
+@pytest.fixture(scope="module", params=["prior", "prior_fast"])
+def prior_model(request, astronaut_faceset, grace_hopper_faceset, meshes, tmp_path_factory):
+    """A prior model trained a few steps by the real trainer and exported (fp32): the study's preset and the
+    base's (masks made at a quarter of the resolution, narrower decoder)."""
     from tests.fixtures.models import fixture_train_config
     from training.export import ExportRequest, export_checkpoint
     from training.trainer import train
 
-    out = tmp_path_factory.mktemp("runs") / "prior"
-    result = train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, out, preset="prior", steps=6,
+    out = tmp_path_factory.mktemp("runs") / request.param
+    result = train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, out, preset=request.param, steps=6,
                                         preview_every=3))
     assert result.step == 6 and (out / "reference.npz").exists() and (out / "preview.png").exists()
     path = tmp_path_factory.mktemp("models") / "prior.onnx"
@@ -132,6 +133,7 @@ def test_a_prior_models_swap_stops_below_the_hairline(prior_model, astronaut_fac
     rec = faceset.records[0]
     crop, mesh = faceset.load_image(rec)[None], meshes[rec.file][None].astype(np.float32)
     swapper = FaceSwapper(prior_model[1]).prepare()
+    swapper.user_mouth = False  # (the mouth opening: next test)
     result = swapper.get(crop, mesh)
     raw = swapper.session.run(list(OUTPUT_NAMES), {INPUT_NAME: swapper._input(crop),
                                                    PRIOR_INPUT_NAME: swapper._prior_input(mesh, 1)})
@@ -140,6 +142,27 @@ def test_a_prior_models_swap_stops_below_the_hairline(prior_model, astronaut_fac
     for got, model in ((result.face_mask, raw[0]), (result.celeb_mask, raw[2])):
         assert not got[0, :cut].any()
         assert np.array_equal(got[0, cut:], model[0, cut:, :, 0]) and model[0, :cut].max() > 0
+
+
+def test_a_prior_models_swap_shows_the_users_open_mouth(prior_model, astronaut_faceset, meshes):
+    """Inside the inner lips of an open mouth the face mask is 0 (the merge keeps the user's own teeth, as the
+    one-photo swap does), elsewhere it is the model's; with ``user_mouth`` off the model draws the opening."""
+    from realtime.face.regions import mouth_hole
+    from realtime.swap.swapper import FaceSwapper
+
+    faceset = Faceset.open(astronaut_faceset)
+    crop, mesh = faceset.load_image(faceset.records[0])[None], meshes[faceset.records[0].file][None].astype(np.float32)
+    mesh = mesh.copy()
+    mesh[0, 14, 1] += 12.0  # open the mouth: lower inner-lip midpoint down 12 px
+    swapper = FaceSwapper(prior_model[1]).prepare()
+    hole = mouth_hole(mesh[0], swapper.resolution, swapper._mouth_shrink) > 0.99
+    assert hole.sum() > 20
+    with_mouth = swapper.get(crop, mesh).face_mask[0]
+    swapper.user_mouth = False
+    drawn = swapper.get(crop, mesh).face_mask[0]
+    assert with_mouth[hole].max() < 0.05 and drawn[hole].min() > 0
+    far = mouth_hole(mesh[0], swapper.resolution, -6.0) == 0  # more than 6 px away from the opening
+    assert np.array_equal(with_mouth[far], drawn[far])
 
 
 def test_a_prior_model_runs_on_the_torch_provider_as_on_onnx_runtime(prior_model, astronaut_faceset, meshes):

@@ -60,7 +60,7 @@ def test_run_folder_has_preview_tensorboard_and_full_checkpoint(trained_run):
 
 def _cli_train(src, dst, out, *extra) -> list[str]:
     return [sys.executable, "-m", "swapcam", "train", "--src", str(src), "--dst", str(dst), "--out", str(out),
-            "--preset", "lite", "--resolution", "64", "--batch-size", "2", "--workers", "0", "--threads", "1",
+            "--from-scratch", "--face-type", "whole_face", "--lr", "2e-4", "--preset", "lite", "--resolution", "64", "--batch-size", "2", "--workers", "0", "--threads", "1",
             "--preview-every", "3", "--log-every", "1", "--no-progress", "--no-tensorboard", *extra]
 
 
@@ -91,8 +91,8 @@ def test_ctrl_c_saves_and_resume_continues_exactly(astronaut_faceset, grace_hopp
     a = load_checkpoint(out)
     assert a.step == stopped + 3
 
-    straight = tmp_path / "straight"
-    train(fixture_train_config(astronaut_faceset, grace_hopper_faceset, straight, steps=stopped + 3, lr=2e-4,
+    straight = tmp_path / "straight"  # on the faces the CLI re-cut to the model's 64 px (in the run folder)
+    train(fixture_train_config(out / "src_whole_face64", out / "dst_whole_face64", straight, steps=stopped + 3, lr=2e-4,
                                identity=None, **QUICK))
     b = load_checkpoint(straight)
     assert b.step == a.step
@@ -186,7 +186,8 @@ def _one_face_faceset(source: Path, path: Path, resolution: int, face_type: str)
 
 def _train_args(src, dst, out, *extra) -> list[str]:
     return ["train", "--src", str(src), "--dst", str(dst), "--out", str(out), "--steps", "1", "--workers", "0",
-            "--no-progress", "--no-tensorboard", *extra]
+            "--no-progress", "--no-tensorboard", "--from-scratch", "--preset", "lite", "--resolution", "64",
+            "--face-type", "whole_face", *extra]
 
 
 def test_empty_faceset_is_refused(astronaut_faceset, tmp_path, capsys):
@@ -203,13 +204,18 @@ def test_not_a_faceset_is_refused(astronaut_faceset, tmp_path, capsys):
     assert "not a faceset" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("resolution,face_type,words", [(64, "whole_face", "64 px"), (128, "full", "full")])
-def test_mismatched_facesets_are_refused(astronaut_faceset, grace_hopper_faceset, tmp_path, capsys, resolution,
-                                         face_type, words):
-    odd = _one_face_faceset(grace_hopper_faceset, tmp_path / "odd", resolution, face_type)
-    assert swapcam(_train_args(astronaut_faceset, odd, tmp_path / "run")) == 2
-    err = capsys.readouterr().err
-    assert words in err and "same" in err
+def test_facesets_of_another_size_or_face_type_are_recut(astronaut_faceset, grace_hopper_faceset, tmp_path, capsys):
+    """src and dst of the extractor's defaults (whole_face 128 here) train a full-face model: both are re-cut
+    to the model's face type and size inside the run folder, the user's facesets untouched."""
+    before = sorted(p.name for p in Path(astronaut_faceset).iterdir())
+    args = [a for a in _train_args(astronaut_faceset, grace_hopper_faceset, tmp_path / "run") if a != "whole_face"]
+    args[args.index("--face-type") + 1:args.index("--face-type") + 1] = ["full"]
+    assert swapcam(args) == 0
+    out = capsys.readouterr().out
+    assert "re-cut to full 64 px" in out and out.count("re-cut") == 2
+    assert load_checkpoint(tmp_path / "run").run_config["face_type"] == "full"
+    assert Faceset.open(tmp_path / "run" / "dst_full64").face_type == "full"
+    assert sorted(p.name for p in Path(astronaut_faceset).iterdir()) == before
 
 
 def test_corrupt_checkpoint_is_refused_and_kept(astronaut_faceset, grace_hopper_faceset, tmp_path, capsys):

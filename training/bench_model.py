@@ -92,11 +92,11 @@ def step_figures(src: str, dst: str, preset: str, resolution: int | None, batch:
 
     import torch
 
-    from training.dataset import open_facesets
     from training.losses import LossWeights
     from training.model import FaceSwapModel
     from training.perf import datasheet_peak_tflops, measured_matmul_tflops, mfu, training_step_flops
     from training.trainer import (
+        PairData,
         TrainConfig,
         autocast,
         build_optimizer,
@@ -112,15 +112,16 @@ def step_figures(src: str, dst: str, preset: str, resolution: int | None, batch:
     try:
         cfg = TrainConfig(src=src, dst=dst, out="", preset=preset, resolution=resolution, batch_size=batch,
                           amp=amp, compile=compile, augment_on=augment_on, workers=0, progress=False)
-        src_fs, dst_fs = open_facesets(src, dst)
-        model_cfg = cfg.model_config(src_fs.resolution)
+        data = PairData(src, dst)
+        model_cfg = cfg.model_config(data.resolution)
+        data.prepare(model_cfg, Path(tempfile.mkdtemp(prefix="bench_model_")), False)  # a prior model's reference
         rt = setup_runtime(amp)
         torch.manual_seed(0)
         model = FaceSwapModel(model_cfg).to(rt.device).to(memory_format=torch.channels_last).train()
         opt = build_optimizer(model.parameters(), cfg, rt)
         scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
         weights = LossWeights()
-        batches = make_batches(cfg, rt, src_fs, dst_fs, model_cfg.resolution, 0)
+        batches = make_batches(cfg, rt, data, model_cfg.resolution, 0)
         sample_batch = next(batches)
         flops = training_step_flops(model, {k: v[:2] for k, v in sample_batch.items()}, weights, batch)
         forward = lambda b: compute_losses(model, b, weights)  # noqa: E731

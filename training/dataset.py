@@ -97,13 +97,27 @@ def random_warp_maps(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
     return mapx.astype(np.float32), mapy.astype(np.float32)
 
 
+def hsv_draw(rng: np.random.Generator, aug: AugmentConfig) -> tuple[float, float, float]:
+    """A random (hue shift in degrees, saturation gain, value gain) within ``aug``'s ranges."""
+    hue = rng.uniform(-aug.hue, aug.hue) * 360.0
+    sat = 1 + rng.uniform(-aug.saturation, aug.saturation)
+    val = 1 + rng.uniform(-aug.value, aug.value)
+    return hue, sat, val
+
+
+def hsv_apply(img: np.ndarray, jitter: tuple[float, float, float]) -> np.ndarray:
+    """``hsv_draw``'s hue shift and saturation/value gains applied to a float32 BGR [0,1] image."""
+    hue, sat, val = jitter
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)  # H in [0, 360)
+    hsv[..., 0] = (hsv[..., 0] + hue) % 360.0
+    hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 1)
+    hsv[..., 2] = np.clip(hsv[..., 2] * val, 0, 1)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
 def hsv_jitter(img: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
     """Random hue shift and saturation/value gain of a float32 BGR [0,1] image."""
-    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)  # H in [0, 360)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-aug.hue, aug.hue) * 360.0) % 360.0
-    hsv[..., 1] = np.clip(hsv[..., 1] * (1 + rng.uniform(-aug.saturation, aug.saturation)), 0, 1)
-    hsv[..., 2] = np.clip(hsv[..., 2] * (1 + rng.uniform(-aug.value, aug.value)), 0, 1)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return hsv_apply(img, hsv_draw(rng, aug))
 
 
 class FaceSource:
@@ -128,24 +142,31 @@ class FaceSource:
 
 
 def make_sample(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Generator,
-                aug: AugmentConfig, prior: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                aug: AugmentConfig, prior: np.ndarray | None = None,
+                source: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Augment one face: target (affine, colour), input (target + random warp), masks (affine), and
-    the reference prior (float32 BGR, the reference warped onto this face) moved with the target."""
+    the reference prior (float32 BGR, the reference warped onto this face) moved with the target.
+
+    source: the input's picture when it is not the target itself (same geometry, float32 BGR; e.g. the
+    face with another person's skin pasted on, ``training.identity_pool``): it gets the target's colour
+    jitter, affine and flip, then the random warp."""
     size = img.shape[0]
     if aug.hsv_jitter:
-        img = hsv_jitter(img, rng, aug)
+        jitter = hsv_draw(rng, aug)
+        img = hsv_apply(img, jitter)
+        source = None if source is None else hsv_apply(source, jitter)
     mat, flip = random_affine(rng, size, aug)
     warp = lambda a: cv2.warpAffine(a, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # noqa: E731
     target, mask, em = warp(img), warp(mask), warp(em)
     if prior is not None:
         prior = warp(prior)
+    inp = target if source is None else warp(source)
     if flip:
-        target, mask, em = target[:, ::-1], mask[:, ::-1], em[:, ::-1]
+        target, mask, em, inp = target[:, ::-1], mask[:, ::-1], em[:, ::-1], inp[:, ::-1]
         prior = None if prior is None else prior[:, ::-1]
-    inp = target
     if aug.random_warp:
         mapx, mapy = random_warp_maps(rng, size)
-        inp = cv2.remap(np.ascontiguousarray(target), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inp = cv2.remap(np.ascontiguousarray(inp), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     chw = lambda a: np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])  # noqa: E731
     sample = {"input": chw(inp), "target": chw(target), "mask": chw(mask), "em": chw(em)}
     if prior is not None:
@@ -179,10 +200,12 @@ class PairDataset(Dataset):
     """Sample ``i`` -> a random src face and a random dst face, augmented. Infinite by design:
     the sampler decides which indices (steps) are drawn."""
 
-    def __init__(self, src: Faceset, dst: Faceset, resolution: int, aug: AugmentConfig, seed: int = 0,
+    def __init__(self, src: Faceset, dst: Faceset | None, resolution: int, aug: AugmentConfig, seed: int = 0,
                  reference=None, src_meshes: dict[str, np.ndarray] | None = None) -> None:
-        """reference, src_meshes: for prior models, the target's reference face and the src meshes."""
-        self.src, self.dst = FaceSource(src, resolution), FaceSource(dst, resolution)
+        """reference, src_meshes: for prior models, the target's reference face and the src meshes.
+        dst None: src samples only (a fine-tune from a base whose dst side is frozen; no colour transfer)."""
+        self.src = FaceSource(src, resolution)
+        self.dst = FaceSource(dst, resolution) if dst is not None else None
         self.aug, self.seed = aug, seed
         self.prior = PriorSource(self.src, reference, src_meshes or {}) if reference is not None else None
         prior = self.prior
@@ -201,13 +224,16 @@ class PairDataset(Dataset):
         rng = np.random.default_rng([self.seed, int(i)])
         s_index = self._src_index(rng)
         s_img, s_mask, s_em = self.src.load(s_index)
-        if self.aug.color_transfer > 0 and rng.random() < self.aug.color_transfer:
+        if self.dst is not None and self.aug.color_transfer > 0 and rng.random() < self.aug.color_transfer:
             ref, ref_mask, _ = self.dst.load(int(rng.integers(len(self.dst))))
             s_img = rct(s_img, ref, image_mask=s_mask, reference_mask=ref_mask)
-        d_img, d_mask, d_em = self.dst.load(int(rng.integers(len(self.dst))))
-        out = {}
         s_prior = self.prior(s_index) if self.prior is not None else None
-        for role, (img, mask, em, prior) in (("src", (s_img, s_mask, s_em, s_prior)), ("dst", (d_img, d_mask, d_em, None))):
+        sides = [("src", (s_img, s_mask, s_em, s_prior))]
+        if self.dst is not None:
+            d_img, d_mask, d_em = self.dst.load(int(rng.integers(len(self.dst))))
+            sides.append(("dst", (d_img, d_mask, d_em, None)))
+        out = {}
+        for role, (img, mask, em, prior) in sides:
             for key, value in make_sample(img, mask, em, rng, self.aug, prior).items():
                 out[f"{role}_{key}"] = torch.from_numpy(value)
         return out
@@ -216,6 +242,8 @@ class PairDataset(Dataset):
         """The first ``count`` faces of each side, unaugmented (previews, evaluation)."""
         out: dict[str, list] = {}
         for role, source in (("src", self.src), ("dst", self.dst)):
+            if source is None:
+                continue
             pool = self._src_pool if role == "src" and self._src_pool is not None else np.arange(len(source))
             for k in range(count):
                 index = int(pool[k * len(pool) // count])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from realtime.swap.model_contract import (
+    BASE_METADATA_KEY,
     INPUT_NAME,
     OUTPUT_NAMES,
     PRIOR_INPUT_NAME,
@@ -207,6 +209,8 @@ def export_checkpoint(req: ExportRequest) -> ModelInfo:
         crop_scale=req.crop_scale if req.crop_scale is not None else run.get("crop_scale", 1.0),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if run.get("base"):  # the pretrained base this run started from, with the credits of the data it saw
+        metadata[BASE_METADATA_KEY] = json.dumps(run["base"])
     if cfg.prior:
         from training.prior import load_reference
 

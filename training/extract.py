@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from realtime.face.alignment import align_face, check_crop_scale, check_face_type
 from realtime.util.atomic_files import write_text
+from realtime.util.media_files import ImageFileError, read_image_file, video_problem
 from realtime.face.landmarks import DetectedFace, FaceLandmarker
 from training.faceset import MANIFEST_NAME, FaceRecord, Faceset, round_points
 from training.quality import sharpness
@@ -223,7 +224,7 @@ class _Extractor:
             return
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
-            self.summary.errors.append((str(path), "cannot open as a video (unreadable, corrupt or not a video format)"))
+            self.summary.errors.append((str(path), video_problem(path)))
             return
         expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         total = min(expected, self.opt.max_frames) if self.opt.max_frames and expected > 0 else (self.opt.max_frames or expected or None)
@@ -271,9 +272,10 @@ class _Extractor:
             return
         with FaceLandmarker(static_images=True, max_faces=self.opt.max_faces) as lm:
             for kind, path in tqdm(todo, desc="images", unit="image", disable=not self.opt.progress, dynamic_ncols=True):
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None or image.size == 0:
-                    why = "unreadable image (corrupt or unsupported format)"
+                try:
+                    image = read_image_file(path)
+                except ImageFileError as exc:  # truncated, corrupt or not an image: named, the others go on
+                    why = str(exc).removeprefix(f"{path} ").removeprefix("is ")  # the summary names the file
                     (self.summary.skipped if kind == "folder-image" else self.summary.errors).append((str(path), why))
                     continue
                 self.add_faces(str(path.resolve()), 0, image, lm.detect(image))

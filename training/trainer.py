@@ -41,6 +41,8 @@ from training.checkpoint import (
 )
 from training.dataset import AugmentConfig, PairDataset, StepSampler, faceset_summary, open_facesets
 from training.losses import LossWeights, PatchDiscriminator, dssim, gan_losses, reconstruction_loss
+from training.base import PARTS, freeze_parts, load_base, parse_parts, reset_parts
+from training.faceset import Faceset, FacesetError
 from training.model import FaceSwapModel, ModelConfig, make_config
 from training.stop_request import STOP_SIGNALS, ForcedStop, StopRequest
 
@@ -81,6 +83,13 @@ class TrainConfig:
     identity: str | None = None
     progress: bool = True
     tensorboard: bool = True
+    cpu_minutes: float | None = None  # stop when this process has used this much CPU time in the loop
+    base: str | None = None  # a pretrained base (training.base) a new run starts from; None: from scratch
+    train_parts: str = "all"  # comma-separated model parts that train (training.base.PARTS), or all
+    reset_parts: str = ""  # parts re-initialised after the base is loaded (studies)
+    warmup_steps: int = 0  # lr rises linearly over the run's first steps (a fine-tune's fresh AdamW)
+    pool: str | None = None  # a pretraining plan (training.identity_pool.PoolPlan JSON): many people; src/dst unused
+    pool_root: str | None = None  # the folder the plan's faceset paths are relative to (default: the plan's)
 
     def model_config(self, faceset_resolution: int) -> ModelConfig:
         return make_config(self.preset, self.resolution or faceset_resolution, ae_dims=self.ae_dims,
@@ -101,6 +110,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # {"step", "seconds", losses...} every log_every steps
     checkpoint: Path | None = None
     model: FaceSwapModel | None = None  # the trained model (unwrapped), this process's copy
+    cpu_seconds: float = 0.0  # this process's CPU time in the training loop
 
 
 class TrainError(RuntimeError):
@@ -173,23 +183,65 @@ def uses_device_batches(cfg: TrainConfig, rt: Runtime) -> bool:
     return cfg.augment_on == "device" or (cfg.augment_on == "auto" and rt.device.type == "cuda")
 
 
-def make_batches(cfg: TrainConfig, rt: Runtime, src_fs, dst_fs, resolution: int, start_step: int,
-                 reference=None, src_meshes: dict | None = None):
+class PairData:
+    """A run's data: the target's src faceset and a dst faceset (``dst`` None: src only, for a fine-tune whose
+    dst side stays as the base left it). Prior models also get the target's reference (chosen once, kept in
+    the run folder) and the src meshes. ``training.identity_pool.PoolData`` is the same for many people."""
+
+    def __init__(self, src: str, dst: str | None) -> None:
+        if dst:
+            self.src_fs, self.dst_fs = open_facesets(src, dst)
+        else:
+            self.src_fs, self.dst_fs = Faceset.open(src), None
+            if len(self.src_fs) == 0:
+                raise FacesetError(f"src faceset {src} holds no faces; extract some with `swapcam extract ... --out {src}`")
+        self.reference = self.meshes = None
+
+    resolution = property(lambda self: self.src_fs.resolution)
+    face_type = property(lambda self: self.src_fs.face_type)
+    crop_scale = property(lambda self: self.src_fs.crop_scale)
+    default_identity = property(lambda self: self.src_fs.path.name)
+
+    def prepare(self, model_cfg: ModelConfig, out: Path, progress: bool) -> None:
+        if model_cfg.prior:
+            self.reference, self.meshes = _prior_inputs(self.src_fs, out, progress)
+
+    def dataset(self, resolution: int, aug: AugmentConfig, seed: int) -> PairDataset:
+        return PairDataset(self.src_fs, self.dst_fs, resolution, aug, seed, self.reference, self.meshes)
+
+    def preview_batch(self, resolution: int, seed: int) -> dict[str, torch.Tensor]:
+        return self.dataset(resolution, AugmentConfig.off(), seed).fixed_batch(4)
+
+    def summaries(self) -> list[dict]:
+        return [faceset_summary("src", self.src_fs)] + ([faceset_summary("dst", self.dst_fs)] if self.dst_fs else [])
+
+
+def open_data(cfg: TrainConfig):
+    """The run's data: a pretraining pool (``cfg.pool``) or a src/dst pair."""
+    if cfg.pool:
+        from training.identity_pool import PoolData, PoolPlan
+
+        return PoolData.open(PoolPlan.load(cfg.pool, cfg.pool_root))
+    return PairData(cfg.src, cfg.dst)
+
+
+def make_batches(cfg: TrainConfig, rt: Runtime, data, resolution: int, start_step: int):
     """The batches of steps ``start_step, ...`` on the training device, as an iterator of dicts;
-    each step's batch depends only on (seed, step, rank), whichever way it is made. ``reference`` and
-    ``src_meshes``: a prior model's reference face and src meshes (the batches then carry src_prior)."""
+    each step's batch depends only on (seed, step, rank), whichever way it is made. Prior models'
+    batches carry src_prior (the reference warped onto each src face), made on the CPU in the loader."""
     on_device = uses_device_batches(cfg, rt)
-    if on_device and reference is not None:  # the prior's mesh warp is made on the CPU, in the loader
+    if on_device and (data.reference is not None or not isinstance(data, PairData) or data.dst_fs is None):
         if cfg.augment_on == "device":
-            raise TrainError("prior models make their batches in DataLoader workers: use --augment-on loader or auto")
+            raise TrainError("prior models, pretraining pools and src-only runs make their batches in DataLoader "
+                             "workers: use --augment-on loader or auto")
         on_device = False
     if on_device:
         from training.gpu_augment import DeviceBatches, DeviceFaceset
 
-        src = DeviceFaceset.load(src_fs, resolution, rt.device, progress=cfg.progress and rt.main)
-        dst = DeviceFaceset.load(dst_fs, resolution, rt.device, progress=cfg.progress and rt.main)
+        src = DeviceFaceset.load(data.src_fs, resolution, rt.device, progress=cfg.progress and rt.main)
+        dst = DeviceFaceset.load(data.dst_fs, resolution, rt.device, progress=cfg.progress and rt.main)
         return DeviceBatches(src, dst, cfg.batch_size, cfg.augment(), cfg.seed, start_step, rt.rank)
-    dataset = PairDataset(src_fs, dst_fs, resolution, cfg.augment(), cfg.seed, reference, src_meshes)
+    dataset = data.dataset(resolution, cfg.augment(), cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
                         sampler=StepSampler(start_step, cfg.batch_size, rt.rank, rt.world),
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0,
@@ -206,11 +258,11 @@ def build_optimizer(params, cfg: TrainConfig, rt: Runtime, betas=(0.5, 0.999), w
 
 
 def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Forward both sides and sum their reconstruction losses ('total')."""
-    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
+    """Forward both sides (src only when the batch has no dst) and sum their reconstruction losses ('total')."""
+    pred = model(batch["src_input"], batch.get("dst_input"), batch.get("src_prior"))
     out: dict[str, torch.Tensor] = {}
     total = 0.0
-    for role in ("src", "dst"):
+    for role in ("src", "dst") if "dst_input" in batch else ("src",):
         terms = reconstruction_loss(pred[f"{role}_{role}"], pred[f"{role}_{role}_mask"], batch[f"{role}_target"],
                                     batch[f"{role}_mask"], batch[f"{role}_em"], weights)
         total = total + terms["total"]
@@ -224,9 +276,9 @@ def compute_losses(model, batch: dict[str, torch.Tensor], weights: LossWeights) 
 def evaluate_reconstruction(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """Masked MSE and DSSIM of src and dst rebuilt from their unaugmented faces."""
     model.eval()
-    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
+    pred = model(batch["src_input"], batch.get("dst_input"), batch.get("src_prior"))
     out = {}
-    for role in ("src", "dst"):
+    for role in ("src", "dst") if "dst_input" in batch else ("src",):
         m = batch[f"{role}_mask"]
         p, t = pred[f"{role}_{role}"] * m, batch[f"{role}_target"] * m
         out[f"{role}_mse"] = float(((p - t) ** 2).mean())
@@ -239,12 +291,37 @@ def preview_image(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> np.nd
     """BGR uint8 grid, one column per face; rows: src, src rebuilt, dst, dst rebuilt, dst->src swap."""
     was_training = model.training
     model.eval()
-    pred = model(batch["src_input"], batch["dst_input"], batch.get("src_prior"))
-    _, swap, _ = model.swap(batch["dst_input"], batch.get("dst_prior"))
+    pred = model(batch["src_input"], batch.get("dst_input"), batch.get("src_prior"))
+    rows = [batch["src_target"], pred["src_src"]]
+    faces = batch.get("dst_input", batch.get("preview_faces"))
+    if faces is not None:  # a src-only run previews the swap of a few faces the base brings (``preview_faces``)
+        _, swap, _ = model.swap(faces, batch.get("dst_prior"))
+        rows += [faces, pred["dst_dst"], swap] if "dst_dst" in pred else [faces, swap]
     model.train(was_training)
-    rows = [batch["src_target"], pred["src_src"], batch["dst_target"], pred["dst_dst"], swap]
     grid = torch.cat([torch.cat(list(r.float().cpu()), dim=2) for r in rows], dim=1)
     return (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def preview_faces(face_type: str, size: int, crop_scale: float = 1.0) -> np.ndarray:
+    """(4, size, size, 3) uint8 BGR: the package faces every machine has (scikit-image's astronaut, Eileen
+    Collins, NASA; matplotlib's Grace Hopper; both public domain) aligned as the model expects, and their
+    mirror images: what a src-only run's preview swaps."""
+    import cv2
+    import matplotlib.cbook
+    import skimage.data
+
+    from realtime.face.alignment import align_face, mesh_to_68
+    from realtime.face.landmarks import FaceLandmarker
+
+    photos = [np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1]),
+              cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))]
+    crops = []
+    with FaceLandmarker(static_images=True) as landmarker:
+        for photo in photos:
+            face = max(landmarker.detect(photo), key=lambda f: f.size)
+            crops.append(align_face(photo, mesh_to_68(face.points), size, face_type, crop_scale).image)
+    crops += [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+    return np.stack(crops)
 
 
 def _prior_inputs(src_fs, out: Path, progress: bool):
@@ -279,6 +356,66 @@ def check_resume(ckpt, model_cfg: ModelConfig, face_type: str, crop_scale: float
                          f"{crop_scale:g}: resume with facesets of the same --crop-scale, or choose a new --out folder")
 
 
+def choose_model(cfg: TrainConfig, data, ckpt) -> tuple[ModelConfig, object]:
+    """The model a run builds and the base it starts from (None unless a new run from a base): a resumed run
+    keeps its own model (one started from a base needs the base no more); a new run from a base takes the
+    base's; otherwise the command line's. Refuses a checkpoint or base that does not fit the data."""
+    if ckpt is not None and ckpt.run_config.get("base"):
+        check_resume(ckpt, ckpt.model_config, data.face_type, data.crop_scale)
+        return ckpt.model_config, None
+    if ckpt is None and cfg.base:
+        base = load_base(cfg.base)
+        if (data.face_type, data.crop_scale) != (base.face_type, base.crop_scale):
+            raise TrainError(f"the base was trained on {base.face_type} faces (crop scale {base.crop_scale:g}); "
+                             f"{cfg.src} holds {data.face_type} faces (crop scale {data.crop_scale:g}): adapt them first "
+                             "(`swapcam train` does so for a faceset or video given as --src)")
+        return base.model_config, base
+    model_cfg = cfg.model_config(data.resolution)
+    if ckpt is not None:
+        check_resume(ckpt, model_cfg, data.face_type, data.crop_scale)
+    return model_cfg, None
+
+
+def restore(ckpt, cfg: TrainConfig, rt: Runtime, model, opt, disc=None, disc_opt=None) -> int:
+    """Load a checkpoint's weights, optimiser (when the same parts train), discriminator and RNG state into
+    this run; returns the step it resumes at. This run's --lr and weight decay win over the saved ones."""
+    model.load_state_dict(ckpt.model_state)
+    same_parts = ckpt.run_config.get("train_parts", "all") == cfg.train_parts
+    if ckpt.optimizer_state is not None and same_parts:
+        opt.load_state_dict(ckpt.optimizer_state)
+        for group in opt.param_groups:
+            group.update(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif rt.main:  # weights alone (e.g. collected from a GPU run), or other parts train now
+        why = "holds weights without optimiser state" if same_parts else "trained other parts"
+        print(f"swapcam train: {ckpt.path} {why}; AdamW restarts", flush=True)
+    if disc is not None and "disc" in ckpt.extra:
+        disc.load_state_dict(ckpt.extra["disc"])
+        disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
+        for group in disc_opt.param_groups:
+            group.update(lr=cfg.lr)
+    if ckpt.extra.get("rng"):
+        set_rng_state(ckpt.extra["rng"])
+    return ckpt.step
+
+
+def make_preview_batch(data, model_cfg: ModelConfig, seed: int, rt: Runtime) -> dict[str, torch.Tensor]:
+    """The fixed faces preview.png shows, on the training device: the run's own (unaugmented), and for a
+    src-only run the package faces to swap (``preview_faces``); prior models also get the reference warped
+    onto each face swapped (``dst_prior``)."""
+    batch = data.preview_batch(model_cfg.resolution, seed)
+    if "dst_target" not in batch:
+        batch["preview_faces"] = torch.from_numpy(preview_faces(data.face_type, model_cfg.resolution,
+                                                                data.crop_scale)).permute(0, 3, 1, 2).float() / 255.0
+    if data.reference is not None:
+        from training.prior import dst_priors
+
+        shown = batch.get("dst_target", batch.get("preview_faces"))
+        faces = (shown.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        priors = dst_priors(data.reference, np.ascontiguousarray(faces))
+        batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
+    return to_device(batch, rt)
+
+
 def _stop_flags(rt: Runtime, stop: bool, save: bool) -> tuple[bool, bool]:
     """Rank 0 decides when to stop and save; every rank follows (same step on all ranks)."""
     if rt.world == 1:
@@ -303,42 +440,33 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
-    if cfg.steps is None and cfg.minutes is None:
-        raise TrainError("give a stopping rule: --steps N and/or --minutes M")
+    if cfg.steps is None and cfg.minutes is None and cfg.cpu_minutes is None:
+        raise TrainError("give a stopping rule: --steps N and/or --minutes M (or --cpu-minutes M)")
     if cfg.batch_size < 1 or cfg.lr <= 0:
         raise TrainError(f"batch size must be >= 1 and lr > 0 (got {cfg.batch_size}, {cfg.lr})")
-    src_fs, dst_fs = open_facesets(cfg.src, cfg.dst)
-    model_cfg = cfg.model_config(src_fs.resolution)
+    data = open_data(cfg)
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
-    ckpt = None
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        check_resume(ckpt, model_cfg, src_fs.face_type, src_fs.crop_scale)
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    model_cfg, base = choose_model(cfg, data, ckpt)
+    train_parts, resets = parse_parts(cfg.train_parts), parse_parts(cfg.reset_parts)
+    if model_cfg.arch != "df" and train_parts != PARTS:
+        raise TrainError("only the df architecture trains some parts alone: use --train-parts all")
+    if getattr(data, "dst_fs", True) is None and any(p in train_parts for p in ("encoder", "decoder_dst")):
+        raise TrainError(f"--train-parts {cfg.train_parts} trains the encoder or the dst decoder, which need dst faces: "
+                         "give --dst, or train decoder_src (and inter) only")
 
     rt = setup_runtime(cfg.amp)
     torch.manual_seed(cfg.seed)
     model = FaceSwapModel(model_cfg).to(rt.device)
+    if base is not None:
+        base.load_into(model)
+        reset_parts(model, resets, cfg.seed)
+    trainable = freeze_parts(model, train_parts) if model_cfg.arch == "df" else list(model.parameters())
     disc = PatchDiscriminator().to(rt.device) if cfg.gan_power > 0 else None
-    opt = build_optimizer(model.parameters(), cfg, rt)
+    opt = build_optimizer(trainable, cfg, rt)
     disc_opt = build_optimizer(disc.parameters(), cfg, rt, weight_decay=0.0) if disc else None
-    start_step = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt.model_state)
-        if ckpt.optimizer_state is not None:
-            opt.load_state_dict(ckpt.optimizer_state)
-            for group in opt.param_groups:  # the state dict carries the old run's settings: this run's --lr wins
-                group.update(lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif rt.main:  # weights alone (e.g. collected from a GPU run): the optimiser starts afresh
-            print(f"swapcam train: {ckpt_path} holds weights without optimiser state; AdamW restarts", flush=True)
-        if disc is not None and "disc" in ckpt.extra:
-            disc.load_state_dict(ckpt.extra["disc"])
-            disc_opt.load_state_dict(ckpt.extra["disc_optimizer"])
-            for group in disc_opt.param_groups:
-                group.update(lr=cfg.lr)
-        start_step = ckpt.step
-        if ckpt.extra.get("rng"):
-            set_rng_state(ckpt.extra["rng"])
+    start_step = restore(ckpt, cfg, rt, model, opt, disc, disc_opt) if ckpt is not None else 0
     model = model.to(memory_format=torch.channels_last)
     net = model
     if rt.world > 1:
@@ -349,23 +477,14 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
         forward_losses = torch.compile(forward_losses)
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
 
-    reference = src_meshes = None
-    if model_cfg.prior:
-        reference, src_meshes = _prior_inputs(src_fs, out, rt.main and cfg.progress)
-    preview_batch = None
-    if rt.main:
-        preview_batch = PairDataset(src_fs, dst_fs, model_cfg.resolution, AugmentConfig.off(), cfg.seed, reference,
-                                    src_meshes).fixed_batch(4)
-        if reference is not None:  # the preview's dst -> src swap needs the reference warped onto each dst face
-            from training.prior import dst_priors
-
-            faces = (preview_batch["dst_target"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            priors = dst_priors(reference, np.ascontiguousarray(faces))
-            preview_batch["dst_prior"] = torch.from_numpy(priors).permute(0, 3, 1, 2).float() / 255.0
-        preview_batch = to_device(preview_batch, rt)
-    run_config = {**asdict(cfg), "face_type": src_fs.face_type, "crop_scale": src_fs.crop_scale,
-                  "training_data": [faceset_summary("src", src_fs), faceset_summary("dst", dst_fs)],
-                  "identity": cfg.identity or src_fs.path.name}
+    data.prepare(model_cfg, out, rt.main and cfg.progress)
+    preview_batch = make_preview_batch(data, model_cfg, cfg.seed, rt) if rt.main else None
+    run_config = {**asdict(cfg), "face_type": data.face_type, "crop_scale": data.crop_scale,
+                  "training_data": data.summaries(), "identity": cfg.identity or data.default_identity}
+    if base is not None:
+        run_config["base"] = base.record()
+    elif ckpt is not None and ckpt.run_config.get("base"):
+        run_config["base"] = ckpt.run_config["base"]
     writer = None
     if rt.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -374,6 +493,7 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
 
             writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_step)
 
+    cpu_before = float(ckpt.extra.get("cpu_seconds", 0.0)) if ckpt is not None else 0.0
     nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)  # set on the device; read every log_every
     checked_step = start_step
 
@@ -390,7 +510,8 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
         if not rt.main:
             return
         payload = {"model_config": model_cfg.to_dict(), "run_config": run_config, "step": step,
-                   "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state()}
+                   "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
+                   "cpu_seconds": cpu_before + time.process_time() - cpu0}  # the run's training-loop CPU, all sessions
         if disc is not None:
             payload.update(disc=disc.state_dict(), disc_optimizer=disc_opt.state_dict())
         save_checkpoint(ckpt_path, payload)
@@ -402,14 +523,17 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
         from tqdm import tqdm
 
         bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True, smoothing=0.05)
+    cpu_budget = cfg.cpu_minutes * 60 if cfg.cpu_minutes is not None else None
     t0 = last_save = time.monotonic()
+    cpu0 = time.process_time()
     step, interrupted, losses, history = start_step, False, {}, []
     model.train()
     try:
-        batches = make_batches(cfg, rt, src_fs, dst_fs, model_cfg.resolution, start_step, reference, src_meshes)
+        batches = make_batches(cfg, rt, data, model_cfg.resolution, start_step)
         while True:
             now = time.monotonic()
-            stop = (end_step is not None and step >= end_step) or (deadline is not None and now >= deadline)
+            stop = ((end_step is not None and step >= end_step) or (deadline is not None and now >= deadline)
+                    or (cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget))
             save = now - last_save >= cfg.save_minutes * 60
             stop, save = _stop_flags(rt, stop or stop_request.requested, save)
             if stop:
@@ -419,6 +543,9 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
                 checkpoint_now(step)
                 last_save = now
             batch = next(batches)
+            if cfg.warmup_steps > 0:  # a function of the step alone, so a resumed run follows the same schedule
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
             with autocast(rt):
                 terms = forward_losses(batch)
                 loss = terms["total"]
@@ -452,11 +579,18 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
                 if writer:
                     for k, v in losses.items():
                         writer.add_scalar(f"loss/{k}", v, step)
+                if bar is None and not cfg.progress:  # logs: one line per log_every steps
+                    print(f"step {step}: loss {losses['total']:.4f} src_mse {losses['src_mse']:.5f}"
+                          + (f" dst_mse {losses['dst_mse']:.5f}" if "dst_mse" in losses else "")
+                          + f" ({time.monotonic() - t0:.0f} s, {time.process_time() - cpu0:.0f} CPU-s)", flush=True)
                 if bar is not None:
-                    post = {"loss": f"{losses['total']:.3f}", "src": f"{losses['src_mse']:.4f}",
-                            "dst": f"{losses['dst_mse']:.4f}"}
+                    post = {"loss": f"{losses['total']:.3f}", "src": f"{losses['src_mse']:.4f}"}
+                    if "dst_mse" in losses:
+                        post["dst"] = f"{losses['dst_mse']:.4f}"
                     if deadline is not None:
                         post["left"] = f"{max(0.0, deadline - time.monotonic()) / 60:.1f}min"
+                    elif cpu_budget is not None:
+                        post["left"] = f"{max(0.0, cpu_budget - time.process_time() + cpu0) / 60:.1f}cpu-min"
                     bar.set_postfix(post, refresh=False)
             if bar is not None:
                 bar.update(1)
@@ -474,10 +608,12 @@ def _train(cfg: TrainConfig, stop_request: StopRequest) -> TrainResult:
     if writer:
         writer.close()
     seconds = time.monotonic() - t0
+    cpu_seconds = time.process_time() - cpu0
     done = step - start_step
     return TrainResult(step=step, start_step=start_step, interrupted=interrupted, seconds=seconds,
                        samples_per_s=done * cfg.batch_size * rt.world / seconds if seconds > 0 else math.nan,
-                       last_losses=losses, history=history, checkpoint=ckpt_path if rt.main else None, model=model)
+                       last_losses=losses, history=history, checkpoint=ckpt_path if rt.main else None, model=model,
+                       cpu_seconds=cpu_seconds)
 
 
 def cleanup_distributed() -> None:

@@ -29,11 +29,8 @@ LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _file_sha256(path: Path) -> bytes:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
+        return hashlib.file_digest(fh, "sha256").digest()
 
 
 @lru_cache(maxsize=32)

@@ -41,6 +41,8 @@ METADATA_KEYS: dict[str, str] = {
     "swapcam.data_credits": "authors, sources and licences of the training data",
     "swapcam.created": "ISO 8601 time of export",
 }
+# ... and, for models fine-tuned from a pretrained base (training.base): which base, and its data's credits
+BASE_METADATA_KEY = "swapcam.base"
 # ... and, for reference-prior models only (those with the in_prior:0 input):
 PRIOR_METADATA_KEYS: dict[str, str] = {
     "swapcam.prior": "how in_prior:0 is made (mesh_warp_v1: realtime.swap.mesh_warp of the reference)",

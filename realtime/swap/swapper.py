@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.face.regions import forehead_cut
+from realtime.face.regions import forehead_cut, mouth_hole
 from realtime.swap.model_contract import (
     DEFAULT_MORPH_VALUE,
     INPUT_NAME,
@@ -195,6 +195,12 @@ class FaceSwapper:
         # swap stops this share of the way from the brow peaks up to the hairline; above, the user's own
         # forehead (face_regions.forehead_cut; the one-photo swap stops at 0.6 and masks the fringe itself)
         self.forehead_keep = 0.15
+        # ... and inside the inner lips it shows the user's own mouth (teeth, tongue), as the one-photo swap does:
+        # a model fine-tuned in minutes draws the target's lips well but not another person's open mouth
+        self.user_mouth = True
+        from realtime.swap.photo_swapper import MOUTH_SHRINK  # (a module-level import would be circular)
+
+        self._mouth_shrink = MOUTH_SHRINK * self.info.resolution  # the opening is cut as the one-photo swap cuts it
         self._prior = None
         if self.info.has_prior_input:
             from realtime.swap.reference_prior import Reference, ReferencePrior
@@ -317,6 +323,8 @@ class FaceSwapper:
                 cut = int(np.clip(np.ceil(forehead_cut(mesh, self.forehead_keep)), 0, r))
                 face_mask[i, :cut] = 0.0
                 celeb_mask[i, :cut] = 0.0
+                if self.user_mouth:
+                    face_mask[i] *= 1.0 - mouth_hole(mesh, r, self._mouth_shrink)
         return SwapResult(face_mask, face.reshape(len(faces), r, r, 3), celeb_mask)
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
