@@ -236,3 +236,71 @@ def test_people_are_grouped_by_rule(tmp_path):
     assert group_records(fs, "prefix") == {"063": [0, 1], "064": [2]}
     assert group_records(fs, "per_file") == {"063_03": [0], "063_08": [1], "064_03": [2]}
     assert group_records(fs, "one") == {"": [0, 1, 2]}
+
+
+def test_fine_tune_with_pasted_skin_changes_only_the_target_decoder_and_repeats(toy_base, astronaut_faces,
+                                                                              grace_hopper_faces, tmp_path, capsys):
+    """`--cross-identity 1 --skin FACES`: every target sample's input wears a donor's skin; the run loads the
+    base, moves only decoder_src, records the option, and two runs give the same weights bit for bit."""
+    states = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "2",
+                            "--cross-identity", "1", "--skin", grace_hopper_faces)) == 0
+        assert "100% of the target's samples wear another person's skin (grace_hopper)" in capsys.readouterr().out
+        ckpt = load_checkpoint(run)
+        assert ckpt.run_config["cross_identity"] == 1.0 and ckpt.run_config["skin"] == [str(grace_hopper_faces)]
+        states.append(ckpt.model_state)
+    base = {k: v.float() for k, v in load_base(toy_base).state.items()}
+    changed = {k for k, v in states[0].items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.") for k in changed), sorted(changed)[:5]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_pasted_skin_samples_keep_the_real_face_as_target(astronaut_faces, grace_hopper_faces, tmp_path):
+    """Unaugmented, a sample with pasted skin has the faceset's own face as its target and another face as its
+    input; with cross_identity 0 the input is the face itself."""
+    from training.dataset import AugmentConfig
+    from training.model import make_config
+    from training.trainer import PairData
+
+    cfg = make_config("prior", 64)
+    out = {}
+    for p in (0.0, 1.0):
+        data = PairData(str(astronaut_faces), None, [str(grace_hopper_faces)], p)
+        data.prepare(cfg, tmp_path, progress=False)
+        out[p] = data.dataset(64, AugmentConfig.off(), 0)[3]
+    assert torch.equal(out[0.0]["src_target"], out[1.0]["src_target"])
+    assert torch.equal(out[0.0]["src_input"], out[0.0]["src_target"])
+    assert (out[1.0]["src_input"] - out[1.0]["src_target"]).abs().mean() > 0.01
+
+
+def test_a_child_module_can_train_alone(toy_base, astronaut_faces, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "2",
+                        "--train-parts", "decoder_src.pyramid")) == 0
+    base = {k: v.float() for k, v in load_base(toy_base).state.items()}
+    changed = {k for k, v in load_checkpoint(run).model_state.items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.pyramid.") for k in changed), sorted(changed)[:5]
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "bad", "--base", toy_base, "--steps", "1",
+                        "--train-parts", "decoder_src.nothing")) == 2
+    assert "decoder_src.nothing" in capsys.readouterr().err
+
+
+def test_the_shipped_skins_are_small_consented_faces_with_meshes():
+    """models/base/skins: the donors of pasted skin a fine-tune uses by default: a few MiB, full faces at the
+    base's size, every face with its mesh, only London Set and Canada stills (CC BY 4.0, credited)."""
+    from training.faceset_mesh import faceset_meshes
+    from training.skin_pool import DEFAULT_SKINS
+
+    if not DEFAULT_SKINS.is_dir():
+        pytest.skip(f"{DEFAULT_SKINS} not shipped in this checkout")
+    fs = Faceset.open(DEFAULT_SKINS)
+    assert sum(f.stat().st_size for f in DEFAULT_SKINS.iterdir()) < 3 * 2**20
+    assert (fs.face_type, fs.resolution, len(fs)) == ("full", 192, 100)
+    assert len(faceset_meshes(fs, progress=False)) == len(fs)  # cached: no landmarker run
+    import re
+
+    assert all(re.fullmatch(r"\d{3}_03\.jpg|\d{3}[fm]\.jpg", r.source) for r in fs.records)
+    readme = (DEFAULT_SKINS / "README.md").read_text()
+    assert "London Set" in readme and "canada" in readme and "CC BY 4.0" in readme

@@ -45,10 +45,11 @@ class Recipe:
     warmup_steps: int = 20
     batch_size: int = 16
     reset_parts: str = ""
+    cross_identity: float = 0.0  # fraction of src samples with another person's pasted skin (training.skin_pool)
 
     def to_dict(self) -> dict:
         return dict(train_parts=self.train_parts, lr=self.lr, warmup_steps=self.warmup_steps,
-                    batch_size=self.batch_size, reset_parts=self.reset_parts)
+                    batch_size=self.batch_size, reset_parts=self.reset_parts, cross_identity=self.cross_identity)
 
 
 @dataclass
@@ -133,14 +134,16 @@ def load_base(path: str | Path) -> Base:
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
-    """'decoder_src,inter' -> ('decoder_src', 'inter'); 'all' -> every part; '' -> none."""
+    """'decoder_src,inter' -> ('decoder_src', 'inter'); 'all' -> every part; '' -> none. A part's child module
+    may be named alone ('decoder_src.pyramid': the rest of decoder_src stays frozen)."""
     text = (text or "").strip()
     if text == "all":
         return PARTS
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p.split(".")[0] not in PARTS]
     if unknown:
-        raise ValueError(f"unknown model part(s) {unknown}; choose among {', '.join(PARTS)} (or all)")
+        raise ValueError(f"unknown model part(s) {unknown}; choose among {', '.join(PARTS)} (or all), or a child "
+                         "module of one (decoder_src.pyramid)")
     return parts
 
 
@@ -151,18 +154,23 @@ def reset_parts(model: FaceSwapModel, parts: tuple[str, ...], seed: int) -> None
     torch.manual_seed(seed)
     fresh = FaceSwapModel(model.config)
     for part in parts:
-        getattr(model, part).load_state_dict(getattr(fresh, part).state_dict())
+        model.get_submodule(part).load_state_dict(fresh.get_submodule(part).state_dict())
 
 
 def freeze_parts(model: FaceSwapModel, train: tuple[str, ...]) -> list[torch.nn.Parameter]:
-    """Freeze every part not in ``train``; returns the parameters that still train."""
-    trainable = []
+    """Freeze every parameter outside the parts (or child modules) ``train``; returns those that still train.
+    A child module that names no parameter is a ValueError."""
+    trainable, used = [], set()
     for part in PARTS:
-        module = getattr(model, part)
-        for p in module.parameters():
-            p.requires_grad_(part in train)
-            if part in train:
+        for name, p in getattr(model, part).named_parameters(prefix=part):
+            owner = next((t for t in train if name == t or name.startswith(t + ".")), None)
+            p.requires_grad_(owner is not None)
+            if owner is not None:
                 trainable.append(p)
+                used.add(owner)
+    missing = [t for t in train if t not in used and t not in PARTS]
+    if missing:
+        raise ValueError(f"no parameters in {missing} of this model")
     return trainable
 
 
