@@ -304,3 +304,23 @@ def test_the_shipped_skins_are_small_consented_faces_with_meshes():
     assert all(re.fullmatch(r"\d{3}_03\.jpg|\d{3}[fm]\.jpg", r.source) for r in fs.records)
     readme = (DEFAULT_SKINS / "README.md").read_text()
     assert "London Set" in readme and "canada" in readme and "CC BY 4.0" in readme
+
+
+def test_skin_pool_build_copies_faces_with_meshes_and_short_sources(grace_hopper_faces, tmp_path):
+    from training.faceset import FacesetError
+    from training.faceset_mesh import faceset_meshes
+    from training.skin_pool import SkinDonors, build
+
+    src = Faceset.open(grace_hopper_faces)
+    import re
+
+    keep = [r.file for r in src.records[:5]]
+    n = build([str(grace_hopper_faces)], tmp_path / "skins", pattern="|".join(map(re.escape, keep)))
+    pool = Faceset.open(tmp_path / "skins")
+    assert n == len(pool) == 5 and [r.file for r in pool.records] == keep and all("/" not in r.source for r in pool.records)
+    assert set(faceset_meshes(pool, progress=False)) == {r.file for r in pool.records}
+    donors = SkinDonors.open([tmp_path / "skins"], 48, src.face_type, src.crop_scale)
+    crop, warp = donors.draw(np.random.default_rng(0))
+    assert crop.shape == (48, 48, 3) and warp.size == 48
+    with pytest.raises(FacesetError, match="skin donors"):
+        SkinDonors.open([tmp_path / "skins"], 48, "head", src.crop_scale)

@@ -78,6 +78,7 @@ class SkinDonors:
 def build(facesets: list[str], out: Path, pattern: str = "", quality: int = 90) -> int:
     """Copy the faces of ``facesets`` whose file name matches the regular expression ``pattern`` into a new faceset ``out`` (JPEG
     ``quality``), sources reduced to their file names, with their meshes; returns the number of faces."""
+    from realtime.util.atomic_files import atomic_path, write_image, write_text
     from training.faceset_mesh import CACHE_NAME, faceset_meshes
 
     if out.exists() and any(out.iterdir()):
@@ -94,13 +95,13 @@ def build(facesets: list[str], out: Path, pattern: str = "", quality: int = 90) 
         for rec in fs.records:
             if not re.search(pattern, rec.file) or rec.file not in found:
                 continue
-            cv2.imwrite(str(out / rec.file), fs.load_image(rec), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            write_image(out / rec.file, fs.load_image(rec), [cv2.IMWRITE_JPEG_QUALITY, quality])
             lines.append(replace(rec, source=Path(rec.source).name).to_json())
             files.append(rec.file)
             meshes.append(found[rec.file])
-    head = json.dumps(asdict(target.header))
-    (out / MANIFEST_NAME).write_text("\n".join([head, *lines]) + "\n", encoding="utf-8")
-    np.savez_compressed(out / CACHE_NAME, files=np.array(files), meshes=np.stack(meshes).astype(np.float32))
+    with atomic_path(out / CACHE_NAME) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, files=np.array(files), meshes=np.stack(meshes).astype(np.float32))
+    write_text(out / MANIFEST_NAME, "\n".join([json.dumps(asdict(target.header)), *lines]) + "\n")
     return len(files)
 
 
