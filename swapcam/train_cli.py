@@ -1,8 +1,8 @@
 """`swapcam train --src FACES --out RUN --minutes 10`: a model of a new identity, from the pretrained base.
 
 By default a run starts from the pretrained base (``models/base/base.pt``, ``training.base``): every part
-of the model comes from it and only what its recipe says trains (the target's decoder), so ten CPU-minutes
-on one thread make a usable model and no dst faces are needed. ``--dst`` adds the user's own faces (the
+of the model comes from it and only what its recipe says trains (the target decoder's reading of the
+reference), so ten CPU-minutes on one thread make a usable model and no dst faces are needed. ``--dst`` adds the user's own faces (the
 encoder and dst decoder then train on them too, unless --train-parts says otherwise). ``--from-scratch``
 trains every part from random weights instead, with the recipe the fixed-budget study chose
 (docs/study.md): then --dst is required. ``--src`` and ``--dst`` take a faceset made by `swapcam extract`
@@ -28,13 +28,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     from training.base import DEFAULT_BASE
 
     p.description = __doc__.split("\n\n")[0]
-    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the target "
-                "decoder trains (lr 3e-4 after a 20-step warm-up, batch 16, 192 px full face) and no dst faces are "
-                "needed: the cheapest step, 1.0-1.3 CPU-s on one thread against 2.9-3.0 from scratch (572 against 202 "
-                "steps in 10 CPU-minutes; docs/base.md, with what it scores on unseen users, short of its goals). "
-                "--from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part trains: the "
-                "fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the facesets' size, "
-                "was that study's worst on identity.")
+    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the "
+                "target decoder's reading of the reference (decoder_src.pyramid) trains, lr 3e-4 after a 20-step "
+                "warm-up, batch 16, 192 px full face, no dst faces needed: the only fine-tune of those measured that "
+                "did not lose identity against the base alone on unseen users (training the whole target decoder, "
+                "with a lower lr, fewer steps or other people's pasted skin, did; docs/base.md, all still far from "
+                "the 0.40 goal). --from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part "
+                "trains: the fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the "
+                "facesets' size, was that study's worst on identity.")
     p.add_argument("--src", nargs="+", metavar="FACES",
                    help="the target identity (the face that will appear on screen): a faceset from `swapcam extract` "
                         "(any face type and size that holds a full face), or videos / photos / folders of them")

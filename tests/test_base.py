@@ -160,7 +160,8 @@ def test_the_shipped_base_is_small_fp16_and_leaves_s4_out():
     assert base.size_bytes < 15 * 2**20
     assert all(v.dtype == torch.float16 for v in base.state.values() if v.is_floating_point())
     assert (base.model_config.preset, base.model_config.resolution, base.face_type) == ("prior_fast", 192, "full")
-    assert base.recipe.train_parts == "decoder_src" and base.recipe.lr == 3e-4 and base.recipe.warmup_steps == 20
+    assert base.recipe.train_parts == "decoder_src.pyramid" and base.recipe.lr == 3e-4 and base.recipe.warmup_steps == 20
+    assert base.recipe.cross_identity == 0.0
     meta = base.metadata
     assert any("s4" in item for item in meta["left_out"]) and meta["cpu_hours"] > 0 and meta["credits"]
     names = " ".join(d["faceset"] + " " + d.get("name", "") for d in meta["training_data"])
@@ -324,3 +325,30 @@ def test_skin_pool_build_copies_faces_with_meshes_and_short_sources(grace_hopper
     assert crop.shape == (48, 48, 3) and warp.size == 48
     with pytest.raises(FacesetError, match="skin donors"):
         SkinDonors.open([tmp_path / "skins"], 48, "head", src.crop_scale)
+
+
+def test_a_recipe_that_trains_the_prior_pyramid_changes_only_it_and_repeats(toy_base, astronaut_faces, tmp_path):
+    """The shipped base's recipe (docs/base.md: the only fine-tune that did not lose identity against the base
+    alone): `training.base recipe` rewrites the recipe and keeps the weights; a run from that base with no
+    flags moves only decoder_src.pyramid, the same way twice."""
+    from training.base import main as base_main
+
+    copy = tmp_path / "base.pt"
+    shutil.copy(toy_base, copy)
+    assert base_main(["recipe", str(copy), "--set", '{"train_parts": "decoder_src.pyramid"}']) == 0
+    before, after = load_base(toy_base), load_base(copy)
+    assert after.recipe.train_parts == "decoder_src.pyramid" and after.recipe.lr == before.recipe.lr
+    assert all(torch.equal(before.state[k], after.state[k]) for k in before.state)
+    assert after.metadata == before.metadata
+    base = {k: v.float() for k, v in after.state.items()}
+    states = []
+    for name in ("a", "b"):
+        assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / name, "--base", copy, "--steps", "2")) == 0
+        ckpt = load_checkpoint(tmp_path / name)
+        assert ckpt.run_config["train_parts"] == "decoder_src.pyramid"
+        states.append(ckpt.model_state)
+    changed = {k for k, v in states[0].items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.pyramid.") for k in changed), sorted(changed)[:5]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert base_main(["recipe", str(copy), "--set", '{"train_parts": "decoder_src.nope,x"}']) == 2
+    assert load_base(copy).recipe.train_parts == "decoder_src.pyramid"

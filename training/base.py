@@ -198,8 +198,23 @@ def save_base(checkpoint: str | Path, out: str | Path, *, name: str, recipe: Rec
     return load_base(out)
 
 
+def set_recipe(path: str | Path, changes: dict) -> Base:
+    """Rewrite a base file (atomically) with its fine-tuning recipe updated by ``changes`` (Recipe fields);
+    weights and metadata are kept as they are. Returns the base as written."""
+    from realtime.util.atomic_files import atomic_path
+
+    base = load_base(path)
+    recipe = Recipe(**{**base.recipe.to_dict(), **changes})
+    parse_parts(recipe.train_parts)
+    data = torch.load(base.path, map_location="cpu", weights_only=True)
+    data["recipe"] = recipe.to_dict()
+    with atomic_path(base.path) as tmp:
+        torch.save(data, tmp)
+    return load_base(base.path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.base export RUN --out FILE --meta META.json`` | ``show FILE``."""
+    """``python -m training.base export RUN --out FILE --meta META.json`` | ``show FILE`` | ``recipe FILE --set JSON``."""
     parser = argparse.ArgumentParser(prog="python -m training.base", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("export", help="write a pretraining run's model as a base file (fp16)")
@@ -211,16 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--recipe", default=None, help="JSON of the fine-tuning recipe (training.base.Recipe fields)")
     show = sub.add_parser("show", help="print a base file's description and metadata")
     show.add_argument("file", type=Path)
+    rec = sub.add_parser("recipe", help="change the fine-tuning recipe stored in a base file (weights kept)")
+    rec.add_argument("file", type=Path)
+    rec.add_argument("--set", required=True, help='JSON of the Recipe fields to change, e.g. {"train_parts": "decoder_src.pyramid"}')
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
             meta = json.loads(args.meta.read_text()) if args.meta else {}
             recipe = Recipe(**json.loads(args.recipe)) if args.recipe else Recipe()
             base = save_base(args.run, args.out, name=args.name, recipe=recipe, metadata=meta)
+        elif args.command == "recipe":
+            base = set_recipe(args.file, json.loads(args.set))
+            print(json.dumps(base.recipe.to_dict()))
         else:
             base = load_base(args.file)
             print(json.dumps({**base.metadata, "recipe": base.recipe.to_dict()}, indent=1)[:4000])
-    except (BaseError, OSError, ValueError) as exc:
+    except (BaseError, OSError, ValueError, TypeError) as exc:
         print(f"training.base: error: {exc}", file=sys.stderr)
         return 2
     print(base.describe())
