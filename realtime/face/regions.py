@@ -225,12 +225,12 @@ def not_skin_past_outline(image_bgr: np.ndarray, points: np.ndarray, grow: float
     band = face_region(points, size, keep, grow)
     band -= face_region(points, size, keep)
     out = np.zeros((size, size), np.float32)
-    x, y, w, h = cv2.boundingRect((band > 0.01).view(np.uint8))
-    if w == 0 or h == 0:
+    inside = band > 0.01
+    if not inside.any():
         return out
     mean, inv_spread = skin_model(image_bgr, points, radius=max(1, size // 64))
-    lab = cv2.cvtColor(image_bgr[y:y + h, x:x + w], cv2.COLOR_BGR2LAB).astype(np.float32)
-    out[y:y + h, x:x + w] = (skin_distance(lab, mean, inv_spread) > threshold) * band[y:y + h, x:x + w]
+    lab = cv2.cvtColor(image_bgr[inside][:, None], cv2.COLOR_BGR2LAB)[:, 0].astype(np.float32)  # the band's pixels only
+    out[inside] = (skin_distance(lab, mean, inv_spread) > threshold) * band[inside]
     return out
 
 
