@@ -83,6 +83,7 @@ TILE_WHITENING = 0.75
 # unweighted fold adds the other 94 % as noise: on the handheld clip there, windows read 1/16 -> 11/16.
 REGION_SIGMA_CELLS = 24.0  # the local correlation is smoothed over this many cells (Gaussian sigma: 3/4 tile)
 REGION_Z = 1.0  # weight = max(0, local z - REGION_Z): regions where the pattern is clearly absent count 0
+REGION_SKIP_Z = 14.0  # a whole-picture fold this clear (twice the threshold) is not folded again by region
 LATTICE_POINTS = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2)], np.float32)
 # The threshold on the sync z-score (with a matching CRC-16 besides). Unmarked inputs (every window of
 # every clip in ../shared/data, attacked and not, every still, package images, synthetic pictures):
@@ -519,13 +520,13 @@ def find_tile(residuals: tuple[np.ndarray, np.ndarray], keep: int = LATTICE_CAND
         size = _untouched_tile(h, cph)
         level = 1 if size > split else 0
         trials.append((half if level else full, np.eye(2) * size * 0.5 ** level, level))
-    best, best_level = None, 0
-    for image, basis, level in trials:
-        normalised = normalise(image, basis)
-        cand = _best_oriented(normalised, basis)
-        for option in (cand, regional(normalised, cand)) if by_region else (cand,):  # step 3b: where the mark is
-            if best is None or option.z > best.z:
-                best, best_level = option, level
+    found = [(_best_orientation(image, basis), image, level) for image, basis, level in trials]
+    best, _, best_level = max(found, key=lambda f: f[0].z)
+    if by_region and best.z < REGION_SKIP_Z:  # step 3b: where the mark is
+        for cand, image, level in found:
+            refined = regional(normalise(image, cand.basis), cand)
+            if refined.z > best.z:
+                best, best_level = refined, level
     scale = float(np.sqrt(abs(np.linalg.det(best.basis)))) * 2 ** best_level / base
     return best, scale, best_level
 
