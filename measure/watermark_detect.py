@@ -496,7 +496,7 @@ def _untouched_tile(height: int, cells_per_height: float) -> float:
     return TILE * height / cells_per_height
 
 
-def find_tile(residuals: tuple[np.ndarray, np.ndarray], keep: int = LATTICE_CANDIDATES, by_region: bool = True
+def find_tile(residuals: tuple[np.ndarray, np.ndarray], keep: int | None = None, by_region: bool = True
               ) -> tuple[_Candidate, float, int]:
     """The best candidate over the lattice search and the untouched geometries, each folded whole and, with
     ``by_region``, where the mark is: (candidate, scale, half) where ``half`` is 1 when it was found in the
@@ -514,7 +514,7 @@ def find_tile(residuals: tuple[np.ndarray, np.ndarray], keep: int = LATTICE_CAND
         f = 0.5 ** level
         sizes = np.geomspace(a * f, b * f, int(np.ceil(np.log(b / a) / np.log1p(SIZE_STEP))) + 1)
         acf = autocorrelation(image, int(min(2.2 * sizes[-1], max(image.shape) - 1)))
-        for _, size, angle in lattice_search(acf, sizes, angles, keep):
+        for _, size, angle in lattice_search(acf, sizes, angles, keep or LATTICE_CANDIDATES):
             trials.append((image, refine_basis(acf, size, angle), level))
     for cph in (CELLS_PER_HEIGHT, V1_CELLS_PER_HEIGHT):  # untouched or only resized: no search needed
         size = _untouched_tile(h, cph)
