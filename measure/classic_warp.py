@@ -74,14 +74,20 @@ class ClassicSwap:
     """The classic swap of one still onto frames (see the module docstring).
 
     points: 'mesh' (MediaPipe's 468 points; hull to the hairline) or '68'; paste: 'feather' or 'seamless';
-    feather: the paste's soft edge as a fraction of the face's width.
+    feather: the paste's soft edge as a fraction of the face's width; forehead: None (the whole hull) or where
+    the hull is cut across the forehead, as the one-photo swap cuts it (``realtime.face.regions.forehead_cut``:
+    0 the brows, 1 the hairline; a level line of the frame; mesh points only), so the user's hairline stays.
     """
 
-    def __init__(self, still: np.ndarray, *, points: str = "mesh", paste: str = "feather", feather: float = 0.03) -> None:
+    def __init__(self, still: np.ndarray, *, points: str = "mesh", paste: str = "feather", feather: float = 0.03,
+                 forehead: float | None = None) -> None:
         from realtime.face.landmarks import FaceLandmarker
 
         if points not in ("mesh", "68") or paste not in ("feather", "seamless"):
             raise ValueError("points must be mesh or 68, paste feather or seamless")
+        if forehead is not None and points != "mesh":
+            raise ValueError("a forehead cut needs the mesh points")
+        self.forehead = forehead
         with FaceLandmarker(static_images=True) as lm:
             faces = lm.detect(still)
         if not faces:
@@ -100,6 +106,10 @@ class ClassicSwap:
         warped = warp_triangles(self.still, self.src, dst, self.triangles, frame.shape)
         hull = np.zeros(frame.shape[:2], np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(np.round(dst).astype(np.int32)), 1)
+        if self.forehead is not None:
+            from realtime.face.regions import forehead_cut
+
+            hull[: int(np.clip(np.ceil(forehead_cut(dst, self.forehead)), 0, hull.shape[0]))] = 0
         inside = hull.astype(bool)
         if inside.sum() < 16:
             return frame
@@ -127,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", choices=("mesh", "68"), default="mesh",
                    help="landmarks: MediaPipe's 468-point mesh (hull to the hairline) or the 68-point scheme")
     p.add_argument("--paste", choices=("feather", "seamless"), default="feather", help="feathered or Poisson paste")
+    p.add_argument("--forehead", type=float, default=None, metavar="KEEP",
+                   help="cut the hull across the forehead as the one-photo swap does (0 brows .. 1 hairline; "
+                        "the user's hairline stays); default: the whole hull")
     args = p.parse_args(argv)
     from tqdm import tqdm
 
@@ -138,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"classic_warp: {args.still}: not a readable image", file=sys.stderr)
         return 2
     try:
-        swap = ClassicSwap(still, points=args.points, paste=args.paste)
+        swap = ClassicSwap(still, points=args.points, paste=args.paste, forehead=args.forehead)
         args.out.mkdir(parents=True, exist_ok=True)
         n = 0
         for n, frame in enumerate(tqdm(read_frames(args.video, args.max_frames), desc="classic", unit="frame"), 1):

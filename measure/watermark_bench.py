@@ -539,7 +539,8 @@ def layouts_picture(path: Path, fingerprint: bytes = bytes.fromhex("5ca1ab1e")) 
         det = detect_frames(out)
         read = f"FOUND {det.payload.fingerprint.hex()}" if det.found and det.payload else "not found"
         text = (f"{title} + H.264 CRF 28", f"{read}  z {det.z:.1f}",
-                f"scale {100 * det.scale:.0f}%  turn {det.angle:+.1f} deg{'  mirrored' if det.mirrored else ''}")
+                f"scale {100 * det.scale:.0f}%  turn {det.angle:+.1f} deg{'  mirrored' if det.mirrored else ''}"
+                f"{f'  folded {100 * det.region:.0f}% of the canvas' if det.region < 0.9 else ''}")
         caption = np.zeros((72, 640, 3), np.uint8)
         for i, line in enumerate(text):
             cv2.putText(caption, line, (8, 20 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,

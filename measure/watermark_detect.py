@@ -22,6 +22,11 @@ video frames (``detect_frames``):
    aligned, *folded* (summed modulo the tile) onto one tile, and correlated with the known sync cells by
    FFT in each of the tile's 8 orientations (a square lattice looks the same mirrored or turned by 90
    degrees). The sync score is a z-score: the peak over the spread of the correlation over all shifts.
+   **Where the mark is.** Each candidate is folded again with every pixel weighted by how clearly the
+   found sync cells show around it (``regional``): a picture-in-picture at 25 % is 6 % of a 1080p
+   canvas, and the plain fold adds the other 94 % as noise. The weights found with one half of the
+   sync cells fold the picture that the other half is scored on (cross-fitting), so that looking where
+   the noise happens to resemble the sync does not raise an unmarked picture's score.
 4. **Payload.** At the best candidate, orientation and shift, each data cell's value times its chip is
    a soft vote for its coded bit; soft-decision Viterbi decodes 72 bits, and the CRC-16 says whether
    they are a payload.
@@ -73,6 +78,12 @@ LATTICE_CANDIDATES = 6  # per resolution: a picture-in-picture's lattice can ran
 # and the decoding: on the handheld clip at 25 % of a 1080p canvas, coded bits right 70 % -> 80 % (the
 # payload read), sync z +10-40 % on every attack tried.
 TILE_WHITENING = 0.75
+# Where the mark is (step 3b): the fold is re-done with each pixel weighted by how well the found sync
+# pattern correlates around it. A picture-in-picture at 25 % covers 6 % of a 1080p canvas, and an
+# unweighted fold adds the other 94 % as noise: on the handheld clip there, windows read 1/16 -> 11/16.
+REGION_SIGMA_CELLS = 24.0  # the local correlation is smoothed over this many cells (Gaussian sigma: 3/4 tile)
+REGION_Z = 1.0  # weight = max(0, local z - REGION_Z): regions where the pattern is clearly absent count 0
+REGION_SKIP_Z = 14.0  # a whole-picture fold this clear (twice the threshold) is not folded again by region
 LATTICE_POINTS = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2)], np.float32)
 # The threshold on the sync z-score (with a matching CRC-16 besides). Unmarked inputs (every window of
 # every clip in ../shared/data, attacked and not, every still, package images, synthetic pictures):
@@ -102,6 +113,7 @@ class Detection:
     angle: float = 0.0
     mirrored: bool = False
     soft_bits: np.ndarray | None = None  # (CODED_BITS,) soft votes, positive = bit 0 (for analysis)
+    region: float = 1.0  # the fold's effective share of the picture (1: all of it; a 25 % picture-in-picture ~0.1)
 
 
 # -- 1. residuals ----------------------------------------------------------------------------------
@@ -354,6 +366,8 @@ class _Candidate:
     tile: np.ndarray  # oriented, not yet aligned on the sync
     basis: np.ndarray
     flip: bool
+    turns: int = 0  # quarter turns of the orientation (``orient``)
+    region: float = 1.0  # the fold's effective share of the picture, (sum w)^2 / (n sum w^2): 1 unweighted
 
 
 def whiten_tile(tile: np.ndarray, power: float = TILE_WHITENING) -> np.ndarray:
@@ -369,15 +383,112 @@ def whiten_tile(tile: np.ndarray, power: float = TILE_WHITENING) -> np.ndarray:
 
 
 def _best_orientation(image: np.ndarray, basis: np.ndarray) -> _Candidate:
-    tile = whiten_tile(fold(normalise(image, basis)))
+    return _best_oriented(normalise(image, basis), basis)
+
+
+def _best_oriented(normalised: np.ndarray, basis: np.ndarray, weight: np.ndarray | None = None) -> _Candidate:
+    """The best of the 8 orientations of the (weighted) fold of a normalised residual."""
+    tile = whiten_tile(fold(normalised if weight is None else normalised * weight))
     spectrum = _sync_spectrum(DETECT_CELL_PX)
     best = None
     for k, flip in ORIENTATIONS:
         oriented = orient(tile, k, flip)
         z, shift = sync_scores(oriented, spectrum)
         if best is None or z > best.z:
-            best = _Candidate(z, shift, oriented, basis, flip)
+            best = _Candidate(z, shift, oriented, basis, flip, k)
     return best
+
+
+def _unorient(tile: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """The inverse of ``orient``."""
+    back = np.rot90(tile, -k)
+    return np.ascontiguousarray(back[:, ::-1] if flip else back)
+
+
+@lru_cache(maxsize=1)
+def _sync_halves() -> tuple[np.ndarray, np.ndarray]:
+    """The sync cells split in two alternate halves (every other sync cell in raster order), each as its
+    chips (other cells 0), one value per cell: two float32 (TILE, TILE)."""
+    layout = tile_layout()
+    order = np.cumsum(layout.sync.ravel()).reshape(layout.sync.shape)
+    return tuple(np.where(layout.sync & (order % 2 == parity), layout.chips, 0.0).astype(np.float32)
+                 for parity in (0, 1))
+
+
+def _cell_phase(steps: np.ndarray) -> int:
+    """Where cells start (0..DETECT_CELL_PX-1) along an axis, from the summed jumps between neighbours."""
+    boundary = (np.arange(1, len(steps) + 1)) % DETECT_CELL_PX
+    return int(np.argmax([steps[boundary == p].sum() for p in range(DETECT_CELL_PX)]))
+
+
+def _placed(cells: np.ndarray, cand: _Candidate) -> tuple[np.ndarray, tuple[int, int]]:
+    """Cell values (TILE, TILE) placed in the normalised residual's frame as ``cand`` found the tile: the
+    (TILE, TILE) values that fall on the cells of the residual cropped by the returned (rows, cols) pixels."""
+    px = np.kron(cells, np.ones((DETECT_CELL_PX, DETECT_CELL_PX), np.float32))
+    placed = _unorient(np.roll(px, cand.shift, axis=(0, 1)), cand.turns, cand.flip)
+    phase = tuple(_cell_phase(np.abs(np.diff(placed, axis=axis)).sum(axis=1 - axis)) for axis in (0, 1))
+    blocks = np.roll(placed, (-phase[0], -phase[1]), axis=(0, 1))
+    return np.ascontiguousarray(blocks[::DETECT_CELL_PX, ::DETECT_CELL_PX]), phase
+
+
+def mark_weights(normalised: np.ndarray, cand: _Candidate) -> list[np.ndarray]:
+    """Where the mark is, as fold weights, once from each half of the sync cells: two float32 arrays of the
+    normalised residual's shape.
+
+    The residual is averaged over the candidate's cells; each half's chips, repeated over it, are
+    multiplied with it and smoothed over half a tile: positive where the mark is. The same with the
+    chips put half a tile off (where they cannot match) gives the spread of that measure where there is
+    no mark; the weight is the local z-score less REGION_Z, floored at 0."""
+    h, w = normalised.shape
+    out = []
+    for half in _sync_halves():
+        cells, (oy, ox) = _placed(half, cand)
+        rows, cols = (h - oy) // DETECT_CELL_PX, (w - ox) // DETECT_CELL_PX
+        if rows < 4 or cols < 4:
+            return [np.ones_like(normalised)] * 2
+        crop = normalised[oy:oy + rows * DETECT_CELL_PX, ox:ox + cols * DETECT_CELL_PX]
+        mean = cv2.resize(crop, (cols, rows), interpolation=cv2.INTER_AREA)
+        reps = (rows // TILE + 1, cols // TILE + 1)
+        local = [cv2.GaussianBlur(mean * np.tile(np.roll(cells, (off, off), axis=(0, 1)), reps)[:rows, :cols],
+                                  (0, 0), REGION_SIGMA_CELLS) for off in (0, TILE // 2)]
+        inside = cv2.resize((crop != 0).astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) > 0.5
+        spread = float(local[1][inside].std()) if inside.sum() > 16 else 0.0
+        if spread <= 0:
+            return [np.ones_like(normalised)] * 2
+        weight = np.zeros_like(normalised)
+        weight[oy:oy + rows * DETECT_CELL_PX, ox:ox + cols * DETECT_CELL_PX] = cv2.resize(
+            np.clip(local[0] / spread - REGION_Z, 0.0, None), (cols * DETECT_CELL_PX, rows * DETECT_CELL_PX),
+            interpolation=cv2.INTER_NEAREST)
+        out.append(weight)
+    return out
+
+
+def regional(normalised: np.ndarray, cand: _Candidate) -> _Candidate:
+    """The candidate re-folded where the mark is (its share of the picture in ``region``), from the
+    normalised residual it was found in; the candidate itself where no part shows the pattern.
+
+    Cross-fitted, so that choosing where to look does not favour noise that happens to look like the
+    sync: the weights found with one half of the sync cells (``mark_weights``) fold the picture that
+    the *other* half is scored on, and the two correlations are added (an unmarked picture scores as it
+    would unweighted). Only the candidate's orientation is scored (its weights hold for it alone). The
+    data cells are read from the fold with both weights."""
+    weights = mark_weights(normalised, cand)
+    if not all(w.any() for w in weights):
+        return cand
+    k, flip = cand.turns, cand.flip
+    corr = 0.0
+    for i, half in enumerate(_sync_halves()):  # weights from half i fold what half 1 - i is scored on
+        other = np.kron(_sync_halves()[1 - i], np.ones((DETECT_CELL_PX, DETECT_CELL_PX)))
+        tile = orient(whiten_tile(fold(normalised * weights[i])), k, flip)
+        corr = corr + np.fft.irfft2(np.fft.rfft2(tile) * np.conj(np.fft.rfft2(other)), s=tile.shape)
+    idx = int(np.argmax(corr))
+    std = float(corr.std())
+    z = float(corr.flat[idx] - corr.mean()) / std if std > 0 else 0.0
+    both = weights[0] + weights[1]
+    tile = orient(whiten_tile(fold(normalised * both)), k, flip)
+    inside = both[normalised != 0].astype(np.float64)
+    region = float(inside.sum() ** 2 / (inside.size * (inside ** 2).sum())) if inside.any() else 0.0
+    return _Candidate(z, divmod(idx, corr.shape[1]), tile, cand.basis, flip, k, region)
 
 
 def _untouched_tile(height: int, cells_per_height: float) -> float:
@@ -385,10 +496,11 @@ def _untouched_tile(height: int, cells_per_height: float) -> float:
     return TILE * height / cells_per_height
 
 
-def find_tile(residuals: tuple[np.ndarray, np.ndarray], original_height: int | None = None,
-              keep: int = LATTICE_CANDIDATES) -> tuple[_Candidate, float, int]:
-    """The best candidate over the lattice search and the untouched geometries: (candidate, scale, half)
-    where ``half`` is 1 when it was found in the half-size residual."""
+def find_tile(residuals: tuple[np.ndarray, np.ndarray], keep: int | None = None, by_region: bool = True
+              ) -> tuple[_Candidate, float, int]:
+    """The best candidate over the lattice search and the untouched geometries, each folded whole and, with
+    ``by_region``, where the mark is: (candidate, scale, half) where ``half`` is 1 when it was found in the
+    half-size residual."""
     full, half = residuals
     h = full.shape[0]
     base = _untouched_tile(h, CELLS_PER_HEIGHT)
@@ -402,17 +514,19 @@ def find_tile(residuals: tuple[np.ndarray, np.ndarray], original_height: int | N
         f = 0.5 ** level
         sizes = np.geomspace(a * f, b * f, int(np.ceil(np.log(b / a) / np.log1p(SIZE_STEP))) + 1)
         acf = autocorrelation(image, int(min(2.2 * sizes[-1], max(image.shape) - 1)))
-        for _, size, angle in lattice_search(acf, sizes, angles, keep):
+        for _, size, angle in lattice_search(acf, sizes, angles, keep or LATTICE_CANDIDATES):
             trials.append((image, refine_basis(acf, size, angle), level))
     for cph in (CELLS_PER_HEIGHT, V1_CELLS_PER_HEIGHT):  # untouched or only resized: no search needed
         size = _untouched_tile(h, cph)
         level = 1 if size > split else 0
         trials.append((half if level else full, np.eye(2) * size * 0.5 ** level, level))
-    best, best_level = None, 0
-    for image, basis, level in trials:
-        cand = _best_orientation(image, basis)
-        if best is None or cand.z > best.z:
-            best, best_level = cand, level
+    found = [(_best_orientation(image, basis), image, level) for image, basis, level in trials]
+    best, _, best_level = max(found, key=lambda f: f[0].z)
+    if by_region and best.z < REGION_SKIP_Z:  # step 3b: where the mark is
+        for cand, image, level in found:
+            refined = regional(normalise(image, cand.basis), cand)
+            if refined.z > best.z:
+                best, best_level = refined, level
     scale = float(np.sqrt(abs(np.linalg.det(best.basis)))) * 2 ** best_level / base
     return best, scale, best_level
 
@@ -496,14 +610,15 @@ def _angle_of(basis: np.ndarray) -> float:
     return (angle + 45.0) % 90.0 - 45.0
 
 
-def detect_residuals(residuals: tuple[np.ndarray, np.ndarray], frames: int = 1) -> Detection:
-    """Detect in averaged residuals (``ResidualAverage.means()``)."""
-    best, scale, _ = find_tile(residuals)
+def detect_residuals(residuals: tuple[np.ndarray, np.ndarray], frames: int = 1, by_region: bool = True) -> Detection:
+    """Detect in averaged residuals (``ResidualAverage.means()``); ``by_region=False`` folds only whole
+    pictures (step 3b off: what the detector did before, for comparison)."""
+    best, scale, _ = find_tile(residuals, by_region=by_region)
     aligned = np.roll(best.tile, (-best.shift[0], -best.shift[1]), axis=(0, 1))
     payload, agreement, soft = decode_tile(aligned)
     return Detection(found=payload is not None and best.z >= Z_THRESHOLD, payload=payload, z=best.z, scale=scale,
                      shift=best.shift, bit_agreement=agreement, frames=frames, angle=_angle_of(best.basis),
-                     mirrored=best.flip, soft_bits=soft)
+                     mirrored=best.flip, soft_bits=soft, region=best.region)
 
 
 def detect_frames(frames) -> Detection:

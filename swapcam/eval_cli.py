@@ -49,7 +49,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 PHOTO_SETTINGS = {"forehead": float, "grow": float, "shading": float, "proportions": float, "resolution": int,
-                  "tone": str, "mouth": lambda v: {"on": True, "off": False}[v]}
+                  "tone": str, "mouth": lambda v: {"on": True, "off": False}[v], "band": str}
 
 
 def photo_settings(items: list[str]) -> dict:

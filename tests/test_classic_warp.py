@@ -27,6 +27,29 @@ def test_the_still_is_warped_onto_the_frames_face_with_its_tone(astronaut, grace
     assert np.all(np.abs(lab_out.mean(0) - lab_in.mean(0)) < 6)  # the frame's tone (measured on the whole hull)
 
 
+def test_a_forehead_cut_leaves_the_frames_hairline(astronaut, grace_hopper, still_landmarker):
+    """--forehead 0.5: the hull is cut half-way from the brows to the hairline, as the one-photo swap cuts it;
+    above the cut the frame stays as it was, below it the face is swapped."""
+    from realtime.face.regions import forehead_cut
+
+    points = still_landmarker.detect(grace_hopper)[0].points[:468]
+    cut = int(np.ceil(forehead_cut(points, 0.5)))
+    swap = ClassicSwap(astronaut, forehead=0.5)
+    out = swap(grace_hopper)
+    swap.close()
+    whole = ClassicSwap(astronaut)
+    out_whole = whole(grace_hopper)
+    whole.close()
+    above = slice(0, cut - 4)  # a few rows of slack: the frame's landmarks come from the video landmarker
+    assert np.abs(out[above].astype(int) - grace_hopper[above].astype(int)).max() <= 1  # only the feather's rounding
+    assert np.abs(out_whole[above].astype(int) - grace_hopper[above].astype(int)).max() > 20  # the whole hull reaches it
+    nose = np.round(points[4]).astype(int)
+    assert np.abs(out[nose[1] - 3: nose[1] + 4, nose[0] - 3: nose[0] + 4].astype(int)
+                  - grace_hopper[nose[1] - 3: nose[1] + 4, nose[0] - 3: nose[0] + 4].astype(int)).mean() > 5
+    with np.testing.assert_raises(ValueError):
+        ClassicSwap(astronaut, points="68", forehead=0.5)
+
+
 def test_the_command_writes_one_png_per_frame(grace_hopper_video, astronaut, tmp_path):
     still = tmp_path / "astronaut.png"
     cv2.imwrite(str(still), astronaut)

@@ -21,6 +21,7 @@ from realtime.face.regions import (
     interior_weights,
     mouth_hole,
     mouth_openness,
+    not_skin_past_outline,
 )
 
 SIZE = 256
@@ -77,6 +78,32 @@ def test_the_mouth_opening_of_an_open_smile(still_landmarker, astronaut, grace_h
     inside = mouth_hole(open_pts, SIZE, shrink=4.0)
     assert hole.sum() > 200 and 0 < inside.sum() < hole.sum() and (inside <= hole + 1e-6).all()
     assert mouth_hole(closed_pts, SIZE).sum() < 0.2 * hole.sum()
+
+
+def _first_frame(name: str) -> np.ndarray:
+    from tests.fixtures.faces import shared_path
+
+    cap = cv2.VideoCapture(str(shared_path(f"video/{name}.mp4")))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
+
+
+def test_hair_framing_the_cheeks_is_not_skin_past_the_outline_and_a_bare_cheek_is(still_landmarker):
+    """GRID s4's curls hang beside her cheeks; GRID s27's cheeks meet the background and his ears."""
+    shares = {}
+    for name in ("grid_s4", "grid_s27"):
+        crop, pts = _aligned(_first_frame(name), still_landmarker)
+        grow = 0.02 * SIZE
+        not_skin = not_skin_past_outline(crop, pts, grow, keep=0.5)
+        oval, grown = face_region(pts, SIZE, keep=0.5), face_region(pts, SIZE, keep=0.5, grow=grow)
+        assert not_skin[oval > 0.99].max() == 0.0 and not_skin[grown == 0].max() == 0.0  # the band only
+        rows = np.arange(SIZE)[:, None]
+        cheeks = (grown - oval > 0.5) & (rows > pts[[33, 263], 1].mean()) & (rows < pts[[61, 291], 1].mean())
+        shares[name] = float(not_skin[cheeks].mean())
+    # measured: 1.00 and 0.33
+    assert shares["grid_s4"] > 0.9 and shares["grid_s27"] < 0.5, shares
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -9,7 +9,7 @@ import pytest
 
 from measure.evaluate import read_frames
 from realtime.face.alignment import align_matrix, transform_points, warp_to_aligned
-from realtime.face.regions import INNER_LIPS, forehead_cut
+from realtime.face.regions import INNER_LIPS, face_region, forehead_cut
 from realtime.swap.photo_swapper import MOUTH_SHRINK, PhotoSwapper
 from realtime.processor import FaceSwapProcessor
 from realtime.frames.sources import Frame
@@ -203,3 +203,32 @@ def test_the_crop_matches_the_photos_own_resolution_within_its_bounds(tmp_path, 
         sizes[factor] = PhotoSwapper(path).resolution
     assert sizes[0.8] == MIN_AUTO_RESOLUTION and sizes[3.0] == MAX_AUTO_RESOLUTION
     assert PhotoSwapper(tmp_path / "astronaut_3.0.png", resolution=192).resolution == 192
+
+
+def test_the_band_past_the_outline_leaves_hair_framing_the_face_with_band_skin(hopper_photo, still_landmarker):
+    """GRID s4 (curls beside her cheeks): band 'all' pastes the photo's skin over them just past her outline,
+    band 'skin' leaves them hers; inside her outline both paste the same."""
+    from tests.fixtures.faces import shared_path
+
+    cap = cv2.VideoCapture(str(shared_path("video/grid_s4.mp4")))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    masks = {}
+    for band in ("all", "skin"):
+        s = PhotoSwapper(hopper_photo, band=band, landmarker=still_landmarker)
+        r = s.resolution
+        face = still_landmarker.detect(frame)[0]
+        m = align_matrix(face.landmarks68, r, s.face_type)
+        mesh = transform_points(face.points, m).astype(np.float32)
+        masks[band] = s.get(warp_to_aligned(frame, m, r)[None], mesh[None]).face_mask[0].copy()
+    grow = 0.02 * r
+    oval, grown = face_region(mesh, r, s.forehead), face_region(mesh, r, s.forehead, grow)
+    rows = np.arange(r)[:, None]
+    cheeks = (grown - oval > 0.5) & (rows > mesh[[33, 263], 1].mean()) & (rows < mesh[[61, 291], 1].mean())
+    assert cheeks.sum() > 20
+    assert masks["all"][cheeks].mean() > 0.9 and masks["skin"][cheeks].mean() < 0.1
+    inner = oval > 0.99
+    assert np.array_equal(masks["all"][inner], masks["skin"][inner])
+    with pytest.raises(ValueError, match="band"):
+        PhotoSwapper(hopper_photo, band="hair", landmarker=still_landmarker)

@@ -29,7 +29,15 @@ from measure.watermark_bench import (
     synthetic_pictures,
     to_720p,
 )
-from measure.watermark_detect import Z_THRESHOLD, detect_frames, viterbi_decode
+from measure.watermark_detect import (
+    Z_THRESHOLD,
+    _best_oriented,
+    detect_frames,
+    detect_residuals,
+    normalise,
+    regional,
+    viterbi_decode,
+)
 from realtime.marking.watermark import (
     CODED_BITS,
     MESSAGE_BITS,
@@ -37,6 +45,7 @@ from realtime.marking.watermark import (
     Payload,
     Watermarker,
     conv_encode,
+    message_pattern,
 )
 
 PAYLOAD = Payload.now(bytes.fromhex("5ca1ab1e"), dt.datetime(2026, 3, 14, 15, 9, tzinfo=dt.timezone.utc))
@@ -164,3 +173,37 @@ def test_unmarked_shared_stills_raise_no_alarm():
     paths = sorted(folder.glob("*.jpg"))[::4]  # every 4th of 140: neutral and smiling, many sitters
     found = [p.name for p in paths if detect_frames([cv2.imread(str(p))]).found]
     assert len(paths) >= 30 and found == []
+
+
+def _pip_residual(amplitude: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A whitened 1080p canvas (unit noise) holding a mark's pattern as a 25 % picture-in-picture (480 x 270 px,
+    6 % of the canvas, near the bottom-right corner) at ``amplitude``: (full, half-size) residuals."""
+    pattern = cv2.resize(message_pattern(PAYLOAD, 720, 1280).astype(np.float32), (480, 270), interpolation=cv2.INTER_AREA)
+    canvas = np.random.default_rng(seed).normal(0.0, 1.0, (1080, 1920)).astype(np.float32)
+    canvas[770:1040, 1380:1860] += amplitude * pattern
+    return canvas, cv2.resize(canvas, (960, 540), interpolation=cv2.INTER_AREA)
+
+
+def test_a_small_picture_is_read_by_folding_only_where_the_mark_is():
+    """Folded whole, the 94 % of the canvas around a 25 % picture-in-picture drowns the mark; folded where the
+    sync cells show, it is read, and the detector says how much of the picture it counted."""
+    residuals = _pip_residual(0.2, seed=2)
+    whole = detect_residuals(residuals, by_region=False)
+    assert not whole.found, whole
+    det = detect_residuals(residuals)
+    assert det.found and det.payload == PAYLOAD, det
+    assert abs(det.scale - 0.25) < 0.01 and 0.04 < det.region < 0.25, det  # the picture: 6 % of the canvas
+
+
+def test_choosing_where_to_look_does_not_raise_an_unmarked_pictures_score():
+    """Cross-fitting: the region is chosen with one half of the sync cells and scored with the other, so on
+    unmarked noise the regional score is no higher than the whole picture's."""
+    scores = []
+    for seed in range(16):
+        noise = np.random.default_rng(100 + seed).normal(0.0, 1.0, (600, 800)).astype(np.float32)
+        basis = np.eye(2) * 128.0
+        normalised = normalise(noise, basis)
+        whole = _best_oriented(normalised, basis)
+        scores.append((whole.z, regional(normalised, whole).z))
+    whole_z, regional_z = np.array(scores).T
+    assert regional_z.mean() <= whole_z.mean() + 0.2 and regional_z.max() < Z_THRESHOLD - 1.0, scores

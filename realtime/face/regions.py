@@ -10,6 +10,7 @@
 - ``features``: eyes, brows and lips (not skin on any face), for the shading match's skin sample;
 - ``extend_beyond``: a photo's skin carried past its outline, so a region grown over the user's outline
   shows skin, not the photo's background;
+- ``not_skin_past_outline``: what is not skin (hair framing the face, background) just past a face's outline;
 - ``interior_weights``: how far inside the face (away from its outline and its lips) each mesh point
   lies, for moving the inner features to another face's proportions.
 
@@ -212,6 +213,25 @@ def hair_over_forehead(image_bgr: np.ndarray, points: np.ndarray, keep: float = 
     hair = np.maximum.accumulate(np.isin(labels, touching), axis=0).astype(np.float32)  # all under a strand
     mask[top:bottom] = cv2.resize(hair, (size, bottom - top), interpolation=cv2.INTER_LINEAR)
     return mask
+
+
+def not_skin_past_outline(image_bgr: np.ndarray, points: np.ndarray, grow: float, keep: float = 0.6,
+                          threshold: float = 16.0) -> np.ndarray:
+    """(R, R) float32 mask of what the aligned face ``image_bgr`` shows in the band between its face oval and the
+    oval grown ``grow`` pixels (below ``forehead_cut``) that is not skin: pixels ``threshold`` (squared normalised
+    units, as ``hair_over_forehead``) or more from the cheeks' skin colour (``skin_model``), such as hair framing
+    the face or the background; 0 elsewhere."""
+    size = image_bgr.shape[0]
+    band = face_region(points, size, keep, grow)
+    band -= face_region(points, size, keep)
+    out = np.zeros((size, size), np.float32)
+    inside = band > 0.01
+    if not inside.any():
+        return out
+    mean, inv_spread = skin_model(image_bgr, points, radius=max(1, size // 64))
+    lab = cv2.cvtColor(image_bgr[inside][:, None], cv2.COLOR_BGR2LAB)[:, 0].astype(np.float32)  # the band's pixels only
+    out[inside] = (skin_distance(lab, mean, inv_spread) > threshold) * band[inside]
+    return out
 
 
 def extend_beyond(image: np.ndarray, inside: np.ndarray) -> np.ndarray:

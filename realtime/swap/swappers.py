@@ -21,7 +21,7 @@ from realtime.swap.swapper import FaceSwapper
 MODEL_SUFFIXES = (".onnx", ".dfm")
 _MODEL_OPTIONS = ("face_type", "crop_scale", "providers", "morph_value", "threads")
 _PHOTO_OPTIONS = ("face_type", "resolution", "forehead", "grow", "shading", "proportions", "tone", "mouth",
-                  "landmarker", "identity", "consent")
+                  "band", "landmarker", "identity", "consent")
 
 
 def swapper_kind(path: str | Path) -> str:
@@ -41,7 +41,7 @@ def open_swapper(path: str | Path, **options):
     """The swapper for ``path`` (see the module docstring); not yet prepared.
 
     Model options: face_type, crop_scale, providers, morph_value, threads. Photo options: face_type, resolution,
-    forehead, grow, shading, proportions, tone, mouth, landmarker, identity, consent. ``None`` values mean "the default". Raises
+    forehead, grow, shading, proportions, tone, mouth, band, landmarker, identity, consent. ``None`` values mean "the default". Raises
     ModelContractError or ReferenceError (both ValueError) with a one-line reason.
     """
     kind = swapper_kind(path)
