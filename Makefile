@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(ORT)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install live test test-fast bench demo-model demo-facesets eval-facesets demo-eval occlusion-facesets occlusion-model occlusion-eval occlusion-figure gpu-train gpu-bench clean
+.PHONY: install live test test-fast bench base-skins demo-model demo-facesets eval-facesets demo-eval occlusion-facesets occlusion-model occlusion-eval occlusion-figure gpu-train gpu-bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,12 @@ base-model: install base-facesets
 		--from-scratch --preset prior_fast --resolution 192 --batch-size 16 --lr 3e-4 --threads 1 --workers 0 \
 		--cpu-minutes $(BASE_CPU_MINUTES) --save-minutes 10 --preview-every 100 --log-every 20 --no-progress
 	$(BIN)/python -m training.base export $(WORK)/base_run --out $(BASE_FILE) --name swapcam-base-v1 --meta $(BASE_META)
+
+# The skins shipped with the base (models/base/skins, its README credits them): London Set neutral stills and the
+# Canada set, donors of the pasted skin a fine-tune uses (--cross-identity). Rebuilt only when missing.
+base-skins: $(WORK)/fsb_london/faceset.jsonl $(WORK)/fsb_canada/faceset.jsonl
+	test -f models/base/skins/faceset.jsonl || $(BIN)/python -m training.skin_pool build $(WORK)/fsb_london \
+		$(WORK)/fsb_canada --out models/base/skins --pattern '_03-|^[0-9]+[fm]-' --quality 90
 
 # Rebuild the shipped demo model (models/demo.onnx) from ../shared/data, as it was made: the study's winner
 # (docs/study.md), a reference-prior model at 192 px on full-face 256 px facesets, trained from scratch to its

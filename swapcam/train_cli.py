@@ -1,8 +1,8 @@
 """`swapcam train --src FACES --out RUN --minutes 10`: a model of a new identity, from the pretrained base.
 
 By default a run starts from the pretrained base (``models/base/base.pt``, ``training.base``): every part
-of the model comes from it and only what its recipe says trains (the target's decoder), so ten CPU-minutes
-on one thread make a usable model and no dst faces are needed. ``--dst`` adds the user's own faces (the
+of the model comes from it and only what its recipe says trains (the target decoder's reading of the
+reference), so ten CPU-minutes on one thread make a usable model and no dst faces are needed. ``--dst`` adds the user's own faces (the
 encoder and dst decoder then train on them too, unless --train-parts says otherwise). ``--from-scratch``
 trains every part from random weights instead, with the recipe the fixed-budget study chose
 (docs/study.md): then --dst is required. ``--src`` and ``--dst`` take a faceset made by `swapcam extract`
@@ -21,20 +21,21 @@ from training.model import PRESETS
 
 # The from-scratch recipe: the fixed-budget study's winner (docs/study.md): reference prior, 192 px, full face.
 SCRATCH = dict(preset="prior", resolution=192, face_type="full", batch_size=16, lr=3e-4, train_parts="all",
-               warmup_steps=0)
+               warmup_steps=0, cross_identity=0.0)
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     from training.base import DEFAULT_BASE
 
     p.description = __doc__.split("\n\n")[0]
-    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the target "
-                "decoder trains (lr 3e-4 after a 20-step warm-up, batch 16, 192 px full face) and no dst faces are "
-                "needed: the cheapest step, 1.0-1.3 CPU-s on one thread against 2.9-3.0 from scratch (572 against 202 "
-                "steps in 10 CPU-minutes; docs/base.md, with what it scores on unseen users, short of its goals). "
-                "--from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part trains: the "
-                "fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the facesets' size, "
-                "was that study's worst on identity.")
+    p.epilog = (f"Defaults: from the base {DEFAULT_BASE.relative_to(DEFAULT_BASE.parents[2])} with its recipe: only the "
+                "target decoder's reading of the reference (decoder_src.pyramid) trains, lr 3e-4 after a 20-step "
+                "warm-up, batch 16, 192 px full face, no dst faces needed: the only fine-tune of those measured that "
+                "did not lose identity against the base alone on unseen users (training the whole target decoder, "
+                "with a lower lr, fewer steps or other people's pasted skin, did; docs/base.md, all still far from "
+                "the 0.40 goal). --from-scratch: preset prior, 192 px full face, batch 16, lr 3e-4, every part "
+                "trains: the fixed-budget study's winner (docs/study.md); the round-1 default, preset lite at the "
+                "facesets' size, was that study's worst on identity.")
     p.add_argument("--src", nargs="+", metavar="FACES",
                    help="the target identity (the face that will appear on screen): a faceset from `swapcam extract` "
                         "(any face type and size that holds a full face), or videos / photos / folders of them")
@@ -61,6 +62,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="comma-separated parts that train: encoder, inter, decoder_src, decoder_dst, or all "
                         "(default: the base's recipe; with --dst also encoder and decoder_dst; from scratch: all)")
     p.add_argument("--reset-parts", default=None, help="parts of the base re-initialised before training (studies)")
+    p.add_argument("--cross-identity", type=float, default=None, metavar="P",
+                   help="fraction of the target's samples whose input wears another person's pasted skin (the target "
+                        "stays the real face), so the decoder keeps reading identity from the reference (default: "
+                        "the base's recipe; from scratch 0)")
+    p.add_argument("--skin", nargs="+", default=None, metavar="FACES",
+                   help="facesets of other people whose skin is pasted (default: the skins shipped with the base, "
+                        "and --dst's faces when given)")
     p.add_argument("--warmup-steps", type=int, default=None, help="steps over which lr rises to --lr (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None, help="faces per side per step (default 16)")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 3e-4)")
@@ -126,8 +134,8 @@ def plan_run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     recipe = dict(SCRATCH)
     base_path = None
     if resumed is not None:  # a resumed run keeps its own settings unless the command line changes them
-        recipe.update({k: resumed[k] for k in ("preset", "resolution", "batch_size", "lr", "train_parts", "warmup_steps")
-                       if resumed.get(k) is not None})
+        recipe.update({k: resumed[k] for k in ("preset", "resolution", "batch_size", "lr", "train_parts", "warmup_steps",
+                                               "cross_identity", "skin") if resumed.get(k) is not None})
         recipe["face_type"] = resumed.get("face_type", recipe["face_type"])
         if resumed.get("base"):
             notes.append(f"resuming {out} (started from base {resumed['base'].get('name')!r}, "
@@ -152,8 +160,8 @@ def plan_run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     size = args.resolution or recipe["resolution"]
     settings = dict(recipe)
     settings.update({k: v for k, v in dict(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size,
-                                            lr=args.lr, train_parts=args.train_parts,
-                                            warmup_steps=args.warmup_steps).items() if v is not None})
+                                            lr=args.lr, train_parts=args.train_parts, warmup_steps=args.warmup_steps,
+                                            cross_identity=args.cross_identity).items() if v is not None})
     settings.pop("face_type")
     src = dst = None
     if not args.pool:
@@ -167,7 +175,29 @@ def plan_run(args: argparse.Namespace) -> tuple[dict, list[str]]:
             notes.append(note)
     settings.update(src=str(src) if src else "", dst=str(dst) if dst else None, base=None if scratch else base_path,
                     reset_parts=_pick(args.reset_parts, settings.get("reset_parts"), ""))
+    if settings.get("cross_identity", 0) > 0:
+        settings["skin"] = _skins(args, settings.get("skin"), dst)
+        notes.append(f"{settings['cross_identity']:.0%} of the target's samples wear another person's skin "
+                     f"({', '.join(Path(s).name for s in settings['skin'])}), so the model keeps reading identity "
+                     "from the reference")
     return settings, notes
+
+
+def _skins(args: argparse.Namespace, resumed: list[str] | None, dst: Path | None) -> list[str]:
+    """The facesets whose skin is pasted: --skin, else a resumed run's, else the base's shipped skins and --dst."""
+    from training.skin_pool import DEFAULT_SKINS
+
+    if args.skin:
+        return [str(s) for s in args.skin]
+    if resumed:
+        return list(resumed)
+    skins = [str(DEFAULT_SKINS)] if DEFAULT_SKINS.is_dir() else []
+    if dst:
+        skins.append(str(dst))
+    if not skins:
+        raise UsageError(f"pasted skin needs donor faces: {DEFAULT_SKINS} is missing; give --skin FACES or --dst, "
+                         "or --cross-identity 0")
+    return skins
 
 
 def main(args: argparse.Namespace) -> int:

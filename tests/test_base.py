@@ -160,7 +160,8 @@ def test_the_shipped_base_is_small_fp16_and_leaves_s4_out():
     assert base.size_bytes < 15 * 2**20
     assert all(v.dtype == torch.float16 for v in base.state.values() if v.is_floating_point())
     assert (base.model_config.preset, base.model_config.resolution, base.face_type) == ("prior_fast", 192, "full")
-    assert base.recipe.train_parts == "decoder_src" and base.recipe.lr == 3e-4 and base.recipe.warmup_steps == 20
+    assert base.recipe.train_parts == "decoder_src.pyramid" and base.recipe.lr == 3e-4 and base.recipe.warmup_steps == 20
+    assert base.recipe.cross_identity == 0.0
     meta = base.metadata
     assert any("s4" in item for item in meta["left_out"]) and meta["cpu_hours"] > 0 and meta["credits"]
     names = " ".join(d["faceset"] + " " + d.get("name", "") for d in meta["training_data"])
@@ -236,3 +237,118 @@ def test_people_are_grouped_by_rule(tmp_path):
     assert group_records(fs, "prefix") == {"063": [0, 1], "064": [2]}
     assert group_records(fs, "per_file") == {"063_03": [0], "063_08": [1], "064_03": [2]}
     assert group_records(fs, "one") == {"": [0, 1, 2]}
+
+
+def test_fine_tune_with_pasted_skin_changes_only_the_target_decoder_and_repeats(toy_base, astronaut_faces,
+                                                                              grace_hopper_faces, tmp_path, capsys):
+    """`--cross-identity 1 --skin FACES`: every target sample's input wears a donor's skin; the run loads the
+    base, moves only decoder_src, records the option, and two runs give the same weights bit for bit."""
+    states = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "2",
+                            "--cross-identity", "1", "--skin", grace_hopper_faces)) == 0
+        assert "100% of the target's samples wear another person's skin (grace_hopper)" in capsys.readouterr().out
+        ckpt = load_checkpoint(run)
+        assert ckpt.run_config["cross_identity"] == 1.0 and ckpt.run_config["skin"] == [str(grace_hopper_faces)]
+        states.append(ckpt.model_state)
+    base = {k: v.float() for k, v in load_base(toy_base).state.items()}
+    changed = {k for k, v in states[0].items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.") for k in changed), sorted(changed)[:5]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_pasted_skin_samples_keep_the_real_face_as_target(astronaut_faces, grace_hopper_faces, tmp_path):
+    """Unaugmented, a sample with pasted skin has the faceset's own face as its target and another face as its
+    input; with cross_identity 0 the input is the face itself."""
+    from training.dataset import AugmentConfig
+    from training.model import make_config
+    from training.trainer import PairData
+
+    cfg = make_config("prior", 64)
+    out = {}
+    for p in (0.0, 1.0):
+        data = PairData(str(astronaut_faces), None, [str(grace_hopper_faces)], p)
+        data.prepare(cfg, tmp_path, progress=False)
+        out[p] = data.dataset(64, AugmentConfig.off(), 0)[3]
+    assert torch.equal(out[0.0]["src_target"], out[1.0]["src_target"])
+    assert torch.equal(out[0.0]["src_input"], out[0.0]["src_target"])
+    assert (out[1.0]["src_input"] - out[1.0]["src_target"]).abs().mean() > 0.01
+
+
+def test_a_child_module_can_train_alone(toy_base, astronaut_faces, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert swapcam(_cli("--src", astronaut_faces, "--out", run, "--base", toy_base, "--steps", "2",
+                        "--train-parts", "decoder_src.pyramid")) == 0
+    base = {k: v.float() for k, v in load_base(toy_base).state.items()}
+    changed = {k for k, v in load_checkpoint(run).model_state.items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.pyramid.") for k in changed), sorted(changed)[:5]
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "bad", "--base", toy_base, "--steps", "1",
+                        "--train-parts", "decoder_src.nothing")) == 2
+    assert "decoder_src.nothing" in capsys.readouterr().err
+
+
+def test_the_shipped_skins_are_small_consented_faces_with_meshes():
+    """models/base/skins: the donors of pasted skin a fine-tune uses by default: a few MiB, full faces at the
+    base's size, every face with its mesh, only London Set and Canada stills (CC BY 4.0, credited)."""
+    from training.faceset_mesh import faceset_meshes
+    from training.skin_pool import DEFAULT_SKINS
+
+    if not DEFAULT_SKINS.is_dir():
+        pytest.skip(f"{DEFAULT_SKINS} not shipped in this checkout")
+    fs = Faceset.open(DEFAULT_SKINS)
+    assert sum(f.stat().st_size for f in DEFAULT_SKINS.iterdir()) < 3 * 2**20
+    assert (fs.face_type, fs.resolution, len(fs)) == ("full", 192, 100)
+    assert len(faceset_meshes(fs, progress=False)) == len(fs)  # cached: no landmarker run
+    import re
+
+    assert all(re.fullmatch(r"\d{3}_03\.jpg|\d{3}[fm]\.jpg", r.source) for r in fs.records)
+    readme = (DEFAULT_SKINS / "README.md").read_text()
+    assert "London Set" in readme and "canada" in readme and "CC BY 4.0" in readme
+
+
+def test_skin_pool_build_copies_faces_with_meshes_and_short_sources(grace_hopper_faces, tmp_path):
+    from training.faceset import FacesetError
+    from training.faceset_mesh import faceset_meshes
+    from training.skin_pool import SkinDonors, build
+
+    src = Faceset.open(grace_hopper_faces)
+    import re
+
+    keep = [r.file for r in src.records[:5]]
+    n = build([str(grace_hopper_faces)], tmp_path / "skins", pattern="|".join(map(re.escape, keep)))
+    pool = Faceset.open(tmp_path / "skins")
+    assert n == len(pool) == 5 and [r.file for r in pool.records] == keep and all("/" not in r.source for r in pool.records)
+    assert set(faceset_meshes(pool, progress=False)) == {r.file for r in pool.records}
+    donors = SkinDonors.open([tmp_path / "skins"], 48, src.face_type, src.crop_scale)
+    crop, warp = donors.draw(np.random.default_rng(0))
+    assert crop.shape == (48, 48, 3) and warp.size == 48
+    with pytest.raises(FacesetError, match="skin donors"):
+        SkinDonors.open([tmp_path / "skins"], 48, "head", src.crop_scale)
+
+
+def test_a_recipe_that_trains_the_prior_pyramid_changes_only_it_and_repeats(toy_base, astronaut_faces, tmp_path):
+    """The shipped base's recipe (docs/base.md: the only fine-tune that did not lose identity against the base
+    alone): `training.base recipe` rewrites the recipe and keeps the weights; a run from that base with no
+    flags moves only decoder_src.pyramid, the same way twice."""
+    from training.base import main as base_main
+
+    copy = tmp_path / "base.pt"
+    shutil.copy(toy_base, copy)
+    assert base_main(["recipe", str(copy), "--set", '{"train_parts": "decoder_src.pyramid"}']) == 0
+    before, after = load_base(toy_base), load_base(copy)
+    assert after.recipe.train_parts == "decoder_src.pyramid" and after.recipe.lr == before.recipe.lr
+    assert all(torch.equal(before.state[k], after.state[k]) for k in before.state)
+    assert after.metadata == before.metadata
+    base = {k: v.float() for k, v in after.state.items()}
+    states = []
+    for name in ("a", "b"):
+        assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / name, "--base", copy, "--steps", "2")) == 0
+        ckpt = load_checkpoint(tmp_path / name)
+        assert ckpt.run_config["train_parts"] == "decoder_src.pyramid"
+        states.append(ckpt.model_state)
+    changed = {k for k, v in states[0].items() if not torch.equal(v.float(), base[k])}
+    assert changed and all(k.startswith("decoder_src.pyramid.") for k in changed), sorted(changed)[:5]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert base_main(["recipe", str(copy), "--set", '{"train_parts": "decoder_src.nope,x"}']) == 2
+    assert load_base(copy).recipe.train_parts == "decoder_src.pyramid"

@@ -45,10 +45,11 @@ class Recipe:
     warmup_steps: int = 20
     batch_size: int = 16
     reset_parts: str = ""
+    cross_identity: float = 0.0  # fraction of src samples with another person's pasted skin (training.skin_pool)
 
     def to_dict(self) -> dict:
         return dict(train_parts=self.train_parts, lr=self.lr, warmup_steps=self.warmup_steps,
-                    batch_size=self.batch_size, reset_parts=self.reset_parts)
+                    batch_size=self.batch_size, reset_parts=self.reset_parts, cross_identity=self.cross_identity)
 
 
 @dataclass
@@ -133,14 +134,16 @@ def load_base(path: str | Path) -> Base:
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
-    """'decoder_src,inter' -> ('decoder_src', 'inter'); 'all' -> every part; '' -> none."""
+    """'decoder_src,inter' -> ('decoder_src', 'inter'); 'all' -> every part; '' -> none. A part's child module
+    may be named alone ('decoder_src.pyramid': the rest of decoder_src stays frozen)."""
     text = (text or "").strip()
     if text == "all":
         return PARTS
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p.split(".")[0] not in PARTS]
     if unknown:
-        raise ValueError(f"unknown model part(s) {unknown}; choose among {', '.join(PARTS)} (or all)")
+        raise ValueError(f"unknown model part(s) {unknown}; choose among {', '.join(PARTS)} (or all), or a child "
+                         "module of one (decoder_src.pyramid)")
     return parts
 
 
@@ -151,18 +154,23 @@ def reset_parts(model: FaceSwapModel, parts: tuple[str, ...], seed: int) -> None
     torch.manual_seed(seed)
     fresh = FaceSwapModel(model.config)
     for part in parts:
-        getattr(model, part).load_state_dict(getattr(fresh, part).state_dict())
+        model.get_submodule(part).load_state_dict(fresh.get_submodule(part).state_dict())
 
 
 def freeze_parts(model: FaceSwapModel, train: tuple[str, ...]) -> list[torch.nn.Parameter]:
-    """Freeze every part not in ``train``; returns the parameters that still train."""
-    trainable = []
+    """Freeze every parameter outside the parts (or child modules) ``train``; returns those that still train.
+    A child module that names no parameter is a ValueError."""
+    trainable, used = [], set()
     for part in PARTS:
-        module = getattr(model, part)
-        for p in module.parameters():
-            p.requires_grad_(part in train)
-            if part in train:
+        for name, p in getattr(model, part).named_parameters(prefix=part):
+            owner = next((t for t in train if name == t or name.startswith(t + ".")), None)
+            p.requires_grad_(owner is not None)
+            if owner is not None:
                 trainable.append(p)
+                used.add(owner)
+    missing = [t for t in train if t not in used and t not in PARTS]
+    if missing:
+        raise ValueError(f"no parameters in {missing} of this model")
     return trainable
 
 
@@ -190,8 +198,23 @@ def save_base(checkpoint: str | Path, out: str | Path, *, name: str, recipe: Rec
     return load_base(out)
 
 
+def set_recipe(path: str | Path, changes: dict) -> Base:
+    """Rewrite a base file (atomically) with its fine-tuning recipe updated by ``changes`` (Recipe fields);
+    weights and metadata are kept as they are. Returns the base as written."""
+    from realtime.util.atomic_files import atomic_path
+
+    base = load_base(path)
+    recipe = Recipe(**{**base.recipe.to_dict(), **changes})
+    parse_parts(recipe.train_parts)
+    data = torch.load(base.path, map_location="cpu", weights_only=True)
+    data["recipe"] = recipe.to_dict()
+    with atomic_path(base.path) as tmp:
+        torch.save(data, tmp)
+    return load_base(base.path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.base export RUN --out FILE --meta META.json`` | ``show FILE``."""
+    """``python -m training.base export RUN --out FILE --meta META.json`` | ``show FILE`` | ``recipe FILE --set JSON``."""
     parser = argparse.ArgumentParser(prog="python -m training.base", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("export", help="write a pretraining run's model as a base file (fp16)")
@@ -203,16 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--recipe", default=None, help="JSON of the fine-tuning recipe (training.base.Recipe fields)")
     show = sub.add_parser("show", help="print a base file's description and metadata")
     show.add_argument("file", type=Path)
+    rec = sub.add_parser("recipe", help="change the fine-tuning recipe stored in a base file (weights kept)")
+    rec.add_argument("file", type=Path)
+    rec.add_argument("--set", required=True, help='JSON of the Recipe fields to change, e.g. {"train_parts": "decoder_src.pyramid"}')
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
             meta = json.loads(args.meta.read_text()) if args.meta else {}
             recipe = Recipe(**json.loads(args.recipe)) if args.recipe else Recipe()
             base = save_base(args.run, args.out, name=args.name, recipe=recipe, metadata=meta)
+        elif args.command == "recipe":
+            base = set_recipe(args.file, json.loads(args.set))
+            print(json.dumps(base.recipe.to_dict()))
         else:
             base = load_base(args.file)
             print(json.dumps({**base.metadata, "recipe": base.recipe.to_dict()}, indent=1)[:4000])
-    except (BaseError, OSError, ValueError) as exc:
+    except (BaseError, OSError, ValueError, TypeError) as exc:
         print(f"training.base: error: {exc}", file=sys.stderr)
         return 2
     print(base.describe())

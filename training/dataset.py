@@ -201,13 +201,17 @@ class PairDataset(Dataset):
     the sampler decides which indices (steps) are drawn."""
 
     def __init__(self, src: Faceset, dst: Faceset | None, resolution: int, aug: AugmentConfig, seed: int = 0,
-                 reference=None, src_meshes: dict[str, np.ndarray] | None = None) -> None:
+                 reference=None, src_meshes: dict[str, np.ndarray] | None = None, skins=None,
+                 cross_identity: float = 0.0) -> None:
         """reference, src_meshes: for prior models, the target's reference face and the src meshes.
-        dst None: src samples only (a fine-tune from a base whose dst side is frozen; no colour transfer)."""
+        dst None: src samples only (a fine-tune from a base whose dst side is frozen; no colour transfer).
+        skins (``training.skin_pool.SkinDonors``), cross_identity: that fraction of src inputs wear a donor's
+        pasted skin (``training.identity_pool.paste_skin``) while the target stays the real face."""
         self.src = FaceSource(src, resolution)
         self.dst = FaceSource(dst, resolution) if dst is not None else None
         self.aug, self.seed = aug, seed
         self.prior = PriorSource(self.src, reference, src_meshes or {}) if reference is not None else None
+        self.skins, self.cross_identity = (skins, cross_identity) if reference is not None else (None, 0.0)
         prior = self.prior
         # with a prior, src faces are drawn among those whose mesh is known (the prior needs it)
         self._src_pool = prior.indices if prior is not None else None
@@ -228,13 +232,19 @@ class PairDataset(Dataset):
             ref, ref_mask, _ = self.dst.load(int(rng.integers(len(self.dst))))
             s_img = rct(s_img, ref, image_mask=s_mask, reference_mask=ref_mask)
         s_prior = self.prior(s_index) if self.prior is not None else None
-        sides = [("src", (s_img, s_mask, s_em, s_prior))]
+        s_source = None
+        if self.skins is not None and self.cross_identity > 0 and rng.random() < self.cross_identity:
+            from training.identity_pool import paste_skin
+
+            mesh = self.prior.meshes[self.src.records[s_index].file] * np.float32(self.src.scale)
+            s_source = paste_skin(s_img, mesh, *self.skins.draw(rng))
+        sides = [("src", (s_img, s_mask, s_em, s_prior, s_source))]
         if self.dst is not None:
             d_img, d_mask, d_em = self.dst.load(int(rng.integers(len(self.dst))))
-            sides.append(("dst", (d_img, d_mask, d_em, None)))
+            sides.append(("dst", (d_img, d_mask, d_em, None, None)))
         out = {}
-        for role, (img, mask, em, prior) in sides:
-            for key, value in make_sample(img, mask, em, rng, self.aug, prior).items():
+        for role, (img, mask, em, prior, source) in sides:
+            for key, value in make_sample(img, mask, em, rng, self.aug, prior, source).items():
                 out[f"{role}_{key}"] = torch.from_numpy(value)
         return out
 

@@ -90,6 +90,8 @@ class TrainConfig:
     warmup_steps: int = 0  # lr rises linearly over the run's first steps (a fine-tune's fresh AdamW)
     pool: str | None = None  # a pretraining plan (training.identity_pool.PoolPlan JSON): many people; src/dst unused
     pool_root: str | None = None  # the folder the plan's faceset paths are relative to (default: the plan's)
+    skin: list[str] | None = None  # facesets of other people whose skin is pasted on src inputs (training.skin_pool)
+    cross_identity: float = 0.0  # the fraction of src samples that wear it (prior models; needs skin)
 
     def model_config(self, faceset_resolution: int) -> ModelConfig:
         return make_config(self.preset, self.resolution or faceset_resolution, ae_dims=self.ae_dims,
@@ -188,7 +190,8 @@ class PairData:
     dst side stays as the base left it). Prior models also get the target's reference (chosen once, kept in
     the run folder) and the src meshes. ``training.identity_pool.PoolData`` is the same for many people."""
 
-    def __init__(self, src: str, dst: str | None) -> None:
+    def __init__(self, src: str, dst: str | None, skin: list[str] | None = None, cross_identity: float = 0.0) -> None:
+        self.skin_paths, self.cross_identity, self.skins = list(skin or []), cross_identity, None
         if dst:
             self.src_fs, self.dst_fs = open_facesets(src, dst)
         else:
@@ -205,9 +208,16 @@ class PairData:
     def prepare(self, model_cfg: ModelConfig, out: Path, progress: bool) -> None:
         if model_cfg.prior:
             self.reference, self.meshes = _prior_inputs(self.src_fs, out, progress)
+        if self.cross_identity > 0 and self.skin_paths:
+            if not model_cfg.prior:
+                raise FacesetError("pasted skin (--cross-identity) needs a reference-prior model")
+            from training.skin_pool import SkinDonors
+
+            self.skins = SkinDonors.open(self.skin_paths, model_cfg.resolution, self.face_type, self.crop_scale, progress)
 
     def dataset(self, resolution: int, aug: AugmentConfig, seed: int) -> PairDataset:
-        return PairDataset(self.src_fs, self.dst_fs, resolution, aug, seed, self.reference, self.meshes)
+        return PairDataset(self.src_fs, self.dst_fs, resolution, aug, seed, self.reference, self.meshes,
+                           self.skins, self.cross_identity)
 
     def preview_batch(self, resolution: int, seed: int) -> dict[str, torch.Tensor]:
         return self.dataset(resolution, AugmentConfig.off(), seed).fixed_batch(4)
@@ -222,7 +232,7 @@ def open_data(cfg: TrainConfig):
         from training.identity_pool import PoolData, PoolPlan
 
         return PoolData.open(PoolPlan.load(cfg.pool, cfg.pool_root))
-    return PairData(cfg.src, cfg.dst)
+    return PairData(cfg.src, cfg.dst, cfg.skin, cfg.cross_identity)
 
 
 def make_batches(cfg: TrainConfig, rt: Runtime, data, resolution: int, start_step: int):
