@@ -63,8 +63,8 @@ base-model: install base-facesets
 		--cpu-minutes $(BASE_CPU_MINUTES) --save-minutes 10 --preview-every 100 --log-every 20 --no-progress
 	$(BIN)/python -m training.base export $(WORK)/base_run --out $(BASE_FILE) --name swapcam-base-v1 --meta $(BASE_META)
 
-# The skins shipped with the base (models/base/skins, its README credits them): London Set neutral stills and the
-# Canada set, donors of the pasted skin a fine-tune uses (--cross-identity). Rebuilt only when missing.
+# Donor skins for the base (models/base/skins, ignored by git; its README credits them): London Set neutral stills
+# and the Canada set, donors of the pasted skin a fine-tune may use (--cross-identity). Built only when missing.
 base-skins: $(WORK)/fsb_london/faceset.jsonl $(WORK)/fsb_canada/faceset.jsonl
 	test -f models/base/skins/faceset.jsonl || $(BIN)/python -m training.skin_pool build $(WORK)/fsb_london \
 		$(WORK)/fsb_canada --out models/base/skins --pattern '_03-|^[0-9]+[fm]-' --quality 90

@@ -67,8 +67,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "stays the real face), so the decoder keeps reading identity from the reference (default: "
                         "the base's recipe; from scratch 0)")
     p.add_argument("--skin", nargs="+", default=None, metavar="FACES",
-                   help="facesets of other people whose skin is pasted (default: the skins shipped with the base, "
-                        "and --dst's faces when given)")
+                   help="facesets of other people whose skin is pasted (default: --dst's faces, and models/base/skins "
+                        "where make base-skins built it)")
     p.add_argument("--warmup-steps", type=int, default=None, help="steps over which lr rises to --lr (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None, help="faces per side per step (default 16)")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 3e-4)")
@@ -184,7 +184,7 @@ def plan_run(args: argparse.Namespace) -> tuple[dict, list[str]]:
 
 
 def _skins(args: argparse.Namespace, resumed: list[str] | None, dst: Path | None) -> list[str]:
-    """The facesets whose skin is pasted: --skin, else a resumed run's, else the base's shipped skins and --dst."""
+    """The facesets whose skin is pasted: --skin, else a resumed run's, else models/base/skins (where built) and --dst."""
     from training.skin_pool import DEFAULT_SKINS
 
     if args.skin:
@@ -195,8 +195,8 @@ def _skins(args: argparse.Namespace, resumed: list[str] | None, dst: Path | None
     if dst:
         skins.append(str(dst))
     if not skins:
-        raise UsageError(f"pasted skin needs donor faces: {DEFAULT_SKINS} is missing; give --skin FACES or --dst, "
-                         "or --cross-identity 0")
+        raise UsageError(f"pasted skin needs donor faces of other people: give --skin FACES or --dst FACES "
+                         f"(or build {DEFAULT_SKINS} with make base-skins), or train with --cross-identity 0")
     return skins
 
 

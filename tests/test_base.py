@@ -258,6 +258,18 @@ def test_fine_tune_with_pasted_skin_changes_only_the_target_decoder_and_repeats(
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_pasted_skin_without_donors_is_a_clear_error(toy_base, astronaut_faces, tmp_path, capsys, monkeypatch):
+    """No --skin, no --dst and no built donor pool: one line saying where donors come from, nothing written."""
+    import training.skin_pool
+
+    monkeypatch.setattr(training.skin_pool, "DEFAULT_SKINS", tmp_path / "no_skins")
+    assert swapcam(_cli("--src", astronaut_faces, "--out", tmp_path / "run", "--base", toy_base, "--steps", "1",
+                        "--cross-identity", "0.5")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--skin FACES" in err and "--dst" in err and "--cross-identity 0" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_pasted_skin_samples_keep_the_real_face_as_target(astronaut_faces, grace_hopper_faces, tmp_path):
     """Unaugmented, a sample with pasted skin has the faceset's own face as its target and another face as its
     input; with cross_identity 0 the input is the face itself."""
@@ -289,7 +301,7 @@ def test_a_child_module_can_train_alone(toy_base, astronaut_faces, tmp_path, cap
 
 
 def test_the_shipped_skins_are_small_consented_faces_with_meshes():
-    """models/base/skins: the donors of pasted skin a fine-tune uses by default: a few MiB, full faces at the
+    """models/base/skins, where make base-skins built it: the donors of pasted skin: a few MiB, full faces at the
     base's size, every face with its mesh, only London Set and Canada stills (CC BY 4.0, credited)."""
     from training.faceset_mesh import faceset_meshes
     from training.skin_pool import DEFAULT_SKINS

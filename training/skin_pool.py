@@ -3,12 +3,12 @@
 The base's target decoder learnt to take identity from the reference because, in half its samples, the input
 face wore another person's pasted skin (``training.identity_pool.paste_skin``) while the target was the real
 face. A fine-tune on one new person without that drifts back toward copying its input (docs/base.md). The
-user has only the new person's faces and the base, so the donors come from what ships with the base, a small
-set of consented faces (``models/base/skins/``: a faceset with its meshes, credited there), and from the
-user's own ``--dst`` faces when given.
+user has only the new person's faces and the base, so the donors come from the user's own ``--dst`` faces, from
+``--skin FACES``, or from a small set of consented faces built by ``make base-skins`` (``models/base/skins/``: a
+faceset with its meshes, credited there; not shipped, since pasted skin did not pay).
 
 ``SkinDonors`` holds the donor crops and meshes at the training resolution and hands out a random donor
-(crop, mesh warp); ``python -m training.skin_pool build FACESET... --out DIR`` makes a shipped pool.
+(crop, mesh warp); ``python -m training.skin_pool build FACESET... --out DIR`` makes a donor pool.
 """
 
 from __future__ import annotations
