@@ -431,6 +431,13 @@ def _placed(cells: np.ndarray, cand: _Candidate) -> tuple[np.ndarray, tuple[int,
     return np.ascontiguousarray(blocks[::DETECT_CELL_PX, ::DETECT_CELL_PX]), phase
 
 
+@lru_cache(maxsize=1)
+def _half_sync_spectra() -> tuple[np.ndarray, np.ndarray]:
+    """Conjugate rFFT of each half of the sync cells drawn at DETECT_CELL_PX pixels per cell."""
+    cell = np.ones((DETECT_CELL_PX, DETECT_CELL_PX))
+    return tuple(np.conj(np.fft.rfft2(np.kron(half, cell))) for half in _sync_halves())
+
+
 def mark_weights(normalised: np.ndarray, cand: _Candidate) -> list[np.ndarray]:
     """Where the mark is, as fold weights, once from each half of the sync cells: two float32 arrays of the
     normalised residual's shape.
@@ -477,10 +484,9 @@ def regional(normalised: np.ndarray, cand: _Candidate) -> _Candidate:
         return cand
     k, flip = cand.turns, cand.flip
     corr = 0.0
-    for i, half in enumerate(_sync_halves()):  # weights from half i fold what half 1 - i is scored on
-        other = np.kron(_sync_halves()[1 - i], np.ones((DETECT_CELL_PX, DETECT_CELL_PX)))
-        tile = orient(whiten_tile(fold(normalised * weights[i])), k, flip)
-        corr = corr + np.fft.irfft2(np.fft.rfft2(tile) * np.conj(np.fft.rfft2(other)), s=tile.shape)
+    for i, weight in enumerate(weights):  # weights from half i fold what half 1 - i is scored on
+        tile = orient(whiten_tile(fold(normalised * weight)), k, flip)
+        corr = corr + np.fft.irfft2(np.fft.rfft2(tile) * _half_sync_spectra()[1 - i], s=tile.shape)
     idx = int(np.argmax(corr))
     std = float(corr.std())
     z = float(corr.flat[idx] - corr.mean()) / std if std > 0 else 0.0
