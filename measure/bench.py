@@ -35,7 +35,7 @@ COMPARE_KEYS = {
     "threads": "ONNX Runtime intra-op threads (0 = its default)",
     "provider": "ONNX Runtime execution provider, e.g. CPUExecutionProvider, or torch",
     "crop_scale": "aligned crop side over DeepFaceLab's crop of the face type (1 = DeepFaceLab's)",
-    "split": "landmarks and swap in two threads (on) or one (off); default: the pipeline's choice (two threads with 4+ cores)",
+    "split": "landmarks and swap in two threads, overlapped (on), one thread (off), or the pipeline's choice (auto, the default: overlapped with 4+ cores; on fewer, adaptive for a paced camera, overlapped only while one thread cannot keep up)",
     "mark": "output marking (label + watermark, as live runs it) on/off",
     "occlusion": "the occlusion stage (hands, glasses, objects kept over the swap, as live runs it) on/off",
     "eyes": "the user's own eyes between the swapped lids (user) or the swap's own (model)",
@@ -125,7 +125,7 @@ def _set(config: BenchConfig, key: str, value: str) -> BenchConfig:
     if key == "provider":
         return replace(config, provider=value or None)
     if key == "split":
-        return replace(config, split=_parse_bool(value))
+        return replace(config, split=None if value.strip().lower() == "auto" else _parse_bool(value))
     if key == "mark":
         return replace(config, mark=_parse_bool(value))
     if key == "occlusion":
@@ -263,6 +263,10 @@ class _Run:
     core_total: np.ndarray | None = None
     setup_s: float = 0.0
     split_used: bool | None = None
+    pipelining: str | None = None  # serial, split or adaptive (realtime.pipeline.choose_pipelining)
+    governor: object = None  # adaptive runs: one realtime.overlap.OverlapGovernor kept across the chunks
+    overlapped: int = 0  # measured chunks' frames rendered with landmarks and render overlapped
+    rendered: int = 0  # measured chunks' frames through the processing stage(s)
     rss_after_setup_mb: float = 0.0
     traced_peak_mb: float = 0.0
     preview: object = None  # measure.bench_preview.PreviewHarness, for preview configurations
@@ -315,11 +319,16 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     extra = {"marker": run.marker} if run.marker is not None else {}
     if run.config.split is not None:
         extra["split"] = run.config.split
+    if run.governor is None:
+        from realtime.overlap import OverlapGovernor
+
+        run.governor = OverlapGovernor()
     try:
-        pipeline = Pipeline(source, run.processor, sinks, record_frames=True, **extra)
+        pipeline = Pipeline(source, run.processor, sinks, record_frames=True, governor=run.governor, **extra)
     except (TypeError, ValueError) as exc:
         raise BenchError(f"configuration {run.config.name!r}: this pipeline cannot run split={run.config.split} ({exc})") from exc
     run.split_used = getattr(pipeline, "split", None)
+    run.pipelining = getattr(pipeline, "pipelining", None)
     stats = pipeline.run(max_frames=n)
     cpu1, ticks1 = time.process_time(), _cpu_ticks()
     if stats.errors:
@@ -338,6 +347,8 @@ def _chunk(run: _Run, n: int, record: bool, stamp: bool, on_frame) -> None:
     if run.preview is not None:
         run.preview_shown += run.preview.shown - shown_before
     run.captured += stats.frames_captured
+    run.overlapped += stats.overlapped_frames
+    run.rendered += stats.rendered_frames
     run.out += stats.frames_out
     run.dropped_capture += stats.dropped_capture
     run.dropped_process += getattr(stats, "dropped_process", 0)
@@ -410,6 +421,8 @@ def _summary(run: _Run, model_only: dict, stamp: bool) -> dict:
         "config": config,
         "provider": run.swapper.providers[0],
         "split_used": run.split_used,  # landmarks and swap ran in two threads
+        "pipelining": run.pipelining,  # serial, split or adaptive
+        "overlapped_share": run.overlapped / run.rendered if run.rendered else None,  # rendered while overlapped
         "providers": list(run.swapper.providers),
         "model": {"path": str(run.swapper.path),
                   "kind": swapper_kind(run.swapper.path),

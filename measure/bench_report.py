@@ -83,9 +83,17 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _processing(run: dict) -> str:
+    """serial / split / adaptive, with the share of frames the adaptive runs overlapped."""
+    kind = run.get("pipelining") or "–"
+    if kind == "adaptive" and run.get("overlapped_share") is not None:
+        return f"adaptive ({100 * run['overlapped_share']:.0f} % overlapped)"
+    return kind
+
+
 def markdown_table(report: dict) -> str:
     """The README "Benchmarks" table: one row per configuration, then the machine and command."""
-    head = ("| configuration | provider | fps | model-only fps | pipeline / model-only | latency p50 / p95 / p99 ms "
+    head = ("| configuration | provider | processing | fps | model-only fps | pipeline / model-only | latency p50 / p95 / p99 ms "
             "| landmarks | align | occlusion | swap | merge | mark ms (p50) | dropped / captured | CPU % (1 core = 100) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in report["runs"]:
@@ -93,7 +101,8 @@ def markdown_table(report: dict) -> str:
         st = r["stages_ms"]
         mo = r["model_only"]
         lines.append(
-            f"| {r['name']} | {r['provider'].replace('ExecutionProvider', '')} | {_num(r['fps'])} | {_num(mo['fps'])} "
+            f"| {r['name']} | {r['provider'].replace('ExecutionProvider', '')} | {_processing(r)} | {_num(r['fps'])} "
+            f"| {_num(mo['fps'])} "
             f"| {_num(r['pipeline_over_model_only'], 2)} | {_num(lat['p50'])} / {_num(lat['p95'])} / {_num(lat['p99'])} "
             f"| {_num(st['landmarks']['p50'])} | {_num(st['align']['p50'])} | {_num(st.get('occlusion', {}).get('p50'), 2)} "
             f"| {_num(st['swap']['p50'])} "

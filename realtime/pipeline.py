@@ -18,7 +18,9 @@ and the HUD reads a rolling window. Per-frame arrays (``PipelineStats.stage_ms``
 adds its own stage times (ms) to ``timings`` (e.g. landmarks, align, swap, merge). A processor that
 also has ``detect(frame, timings) -> state`` and ``render(frame, state, timings) -> (out, faces)``
 is run as two threads (landmarks of frame n+1 overlap the swap of frame n; ``split=False`` turns
-that off), joined by another one-slot queue. A sink has
+that off), joined by another one-slot queue. By default (``split=None``) a live source on fewer than 4 cores
+runs them ``adaptive``: one frame at a time while that keeps up with the camera, overlapped when it does not
+(``realtime.overlap``). A sink has
 ``write(frame: np.ndarray, info: FrameInfo) -> None`` and ``close()``; a sink may call
 ``pipeline.stop()`` (the window's quit key does).
 
@@ -36,8 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.run_figures import RollingWindow, RunFigures, SeriesFigures
 from realtime.frames.sources import CaptureThread, Frame
+from realtime.overlap import OverlapGovernor
+from realtime.run_figures import RollingWindow, RunFigures, SeriesFigures
 
 STAGES = ("capture", "landmarks", "align", "occlusion", "swap", "merge", "mark", "output")
 
@@ -150,6 +153,9 @@ class PipelineStats:
     ended_by: str = "running"
     errors: list[str] = field(default_factory=list)
     dropped_process: int = 0  # between the landmark and render stages (split processors)
+    pipelining: str = "serial"  # serial (one thread), split (two, overlapped) or adaptive (see realtime.overlap)
+    overlapped_frames: int = 0  # frames rendered with landmarks and render overlapped (split: all)
+    rendered_frames: int = 0  # frames through the processing stage(s), output or dropped after (adaptive)
     stage_ms: dict[str, np.ndarray] = field(default_factory=dict)
     latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -171,7 +177,9 @@ class PipelineStats:
             f"(capture {self.dropped_capture}, between stages {self.dropped_process}, output {self.dropped_output}), "
             f"ended by {self.ended_by}",
             f"output fps {self.fps:.1f}; capture->sink latency p50 {self.latency.p50:.1f} ms, "
-            f"p95 {self.latency.p95:.1f} ms",
+            f"p95 {self.latency.p95:.1f} ms; processing {self.pipelining}"
+            + (f" ({self.overlapped_frames} of {self.rendered_frames} frames overlapped)"
+               if self.pipelining == "adaptive" else ""),
         ]
         parts = [f"{name} {f.mean:.1f}/{f.p95:.1f}" for name, f in self.stages.items() if f.count]
         lines.append("stage ms mean/p95: " + ", ".join(parts))
@@ -186,6 +194,8 @@ class PipelineStats:
             "fps": self.fps, "latency_p50_ms": self.latency.p50,
             "latency_p95_ms": self.latency.p95, "latency_p99_ms": self.latency.p99,
             "wall_s": self.wall_s, "ended_by": self.ended_by,
+            "pipelining": self.pipelining, "overlapped_frames": self.overlapped_frames,
+            "rendered_frames": self.rendered_frames,
             "stage_ms_mean": {k: f.mean if f.count else 0.0 for k, f in self.stages.items()},
             "stage_ms_p95": {k: f.p95 if f.count else 0.0 for k, f in self.stages.items()},
         }
@@ -199,15 +209,32 @@ class PassThrough:
 
 
 SPLIT_MIN_CORES = 4
+PIPELININGS = ("serial", "split", "adaptive")
 
 
 def split_pays_off(cores: int | None = None) -> bool:
-    """Whether landmarks and swap should run in two threads by default.
+    """Whether landmarks and swap should always overlap in two threads by default (4+ cores).
 
-    On 2 cores the two threads fight over the CPU: measured here, no more fps and about 1.5x the
-    latency of one thread; with 4+ cores the overlap gains fps.
+    On 2 cores the two threads fight over the CPU: at 720p30, no more fps and about 1.5x the latency of
+    one thread; at 1080p60, where one thread cannot keep up, more fps. Hence ``adaptive`` there.
     """
     return (cores if cores is not None else os.cpu_count() or 1) >= SPLIT_MIN_CORES
+
+
+def choose_pipelining(can_split: bool, split: bool | None, live: bool, cores: int | None = None) -> str:
+    """``serial`` (one processing thread), ``split`` (two, always overlapped) or ``adaptive`` (two, overlapped
+    only while one frame's work is longer than the camera's frame interval: ``realtime.overlap``).
+
+    ``split`` True/False forces split/serial; None chooses: split with 4+ cores, adaptive for a live source on
+    fewer, serial for a file read as fast as possible on fewer (no camera interval to keep up with).
+    """
+    if split and not can_split:
+        raise ValueError("split=True needs a processor with detect() and render()")
+    if split is not None or not can_split:
+        return "split" if split else "serial"
+    if split_pays_off(cores):
+        return "split"
+    return "adaptive" if live else "serial"
 
 
 class Pipeline:
@@ -220,14 +247,16 @@ class Pipeline:
     """
 
     def __init__(self, source, processor, sinks: list, *, hud_window: int = 60, split: bool | None = None,
-                 marker=None, record_frames: bool = False) -> None:
+                 marker=None, record_frames: bool = False, governor: OverlapGovernor | None = None) -> None:
         self.source = source
         self.marker = marker
         self.processor = processor
         can_split = hasattr(processor, "detect") and hasattr(processor, "render")
-        if split and not can_split:
-            raise ValueError("split=True needs a processor with detect() and render()")
-        self.split = (can_split and split_pays_off()) if split is None else split
+        self.pipelining = choose_pipelining(can_split, split, getattr(source, "live", True))
+        self.split = self.pipelining != "serial"  # two processing threads
+        # adaptive: decides the overlap; pass one in to keep its figures across runs (swapcam bench's chunks)
+        self.governor = (governor or OverlapGovernor()) if self.pipelining == "adaptive" else None
+        self._render_idle = threading.Event()  # adaptive, not overlapping: the landmark stage waits for it
         self.sinks = list(sinks)
         self.hud_window = hud_window
         self.record_frames = record_frames
@@ -247,6 +276,8 @@ class Pipeline:
         self._captured = 0
         self._in_slot = self._out_slot = None
         self._mid_slots: list[LatestSlot] = []
+        gov = self.governor
+        self._governor_before = (gov.overlapped, gov.processed_frames) if gov is not None else (0, 0)
 
     def stop(self) -> None:
         """Ask the loop to end (thread-safe; sinks may call it).
@@ -260,13 +291,16 @@ class Pipeline:
         self._stop_requested.set()
         self._stop.set()
 
-    def _stage_loop(self, name: str, work, src: LatestSlot, dst: LatestSlot) -> None:
-        """Move items from ``src`` through ``work`` into ``dst`` until ``src`` is closed and empty."""
+    def _stage_loop(self, name: str, work, src: LatestSlot, dst: LatestSlot, ready=None) -> None:
+        """Move items from ``src`` through ``work`` into ``dst`` until ``src`` is closed and empty;
+        ``ready()`` (optional, waits up to 0.1 s) must be True before an item is taken."""
         try:
             while not self._stop.is_set():
                 # Take a new item only once the next stage has taken the previous result: the freshest
                 # frame is picked just in time, and no work is done for a frame that would wait.
                 if dst in self._mid_slots and not dst.wait_empty(0.1):
+                    continue
+                if ready is not None and not ready():
                     continue
                 item = src.get(timeout=0.1)
                 if item is None:
@@ -283,26 +317,37 @@ class Pipeline:
             dst.close()
 
     def _stages(self) -> list:
-        """The processing stages as (name, item -> item) functions: one, or detect + render when split."""
-        proc = self.processor
+        """The processing stages as (name, item -> item, ready) functions: one, or detect + render when split
+        (adaptive: the landmark stage is ready for a frame while overlapping, or once the render is idle)."""
+        proc, governor, idle = self.processor, self.governor, self._render_idle
         if self.split:
             def detect(frame: Frame):
                 timings: dict[str, float] = {}
-                return frame, timings, proc.detect(frame, timings)
+                t0 = time.perf_counter()
+                state = proc.detect(frame, timings)
+                idle.clear()  # handed to the render stage
+                return frame, timings, state, (time.perf_counter() - t0) * 1000
 
             def render(item) -> _Processed:
-                frame, timings, state = item
-                image, faces = proc.render(frame, state, timings)
+                frame, timings, state, detect_ms = item
+                t0 = time.perf_counter()
+                try:
+                    image, faces = proc.render(frame, state, timings)
+                finally:
+                    if governor is not None:
+                        governor.processed(detect_ms + (time.perf_counter() - t0) * 1000)
+                    idle.set()
                 return _Processed(frame, image, timings, faces)
 
-            return [("landmarks", detect), ("render", render)]
+            ready = None if governor is None else (lambda: governor.overlap or idle.wait(0.1))
+            return [("landmarks", detect, ready), ("render", render, None)]
 
         def process(frame: Frame) -> _Processed:
             timings: dict[str, float] = {}
             image, faces = proc.process(frame, timings)
             return _Processed(frame, image, timings, faces)
 
-        return [("processing", process)]
+        return [("processing", process, None)]
 
     def run(self, max_frames: int | None = None) -> PipelineStats:
         """Run until the source ends, ``max_frames`` frames are out, ``stop()`` or Ctrl-C.
@@ -322,13 +367,20 @@ class Pipeline:
         self._mid_slots = [LatestSlot(blocking=True) for _ in stages[1:]]
         slots = [self._in_slot, *self._mid_slots, self._out_slot]
 
+        governor = self.governor
+        if governor is not None:
+            governor.forget_capture()
+        self._render_idle.set()
+
         def deliver(frame: Frame) -> bool:
             self._captured += 1
+            if governor is not None:
+                governor.captured(frame.t)
             return self._in_slot.put(frame) and not self._stop.is_set()
 
         capture = CaptureThread(self.source, deliver)
-        workers = [threading.Thread(target=self._stage_loop, args=(name, fn, slots[i], slots[i + 1]), name=name,
-                                    daemon=True) for i, (name, fn) in enumerate(stages)]
+        workers = [threading.Thread(target=self._stage_loop, args=(name, fn, slots[i], slots[i + 1], ready),
+                                    name=name, daemon=True) for i, (name, fn, ready) in enumerate(stages)]
         self._t0 = time.perf_counter()
         capture.start()
         for worker in workers:
@@ -428,6 +480,13 @@ class Pipeline:
         return {"fps": fps, "latency_p50_ms": p50, "latency_p95_ms": p95, "frames": frames,
                 "captured": self._captured, "dropped": sum(s.dropped for s in slots)}
 
+    def _overlap_counts(self, frames_out: int) -> dict[str, int]:
+        """overlapped_frames and rendered_frames of this run (adaptive: the governor's counts)."""
+        if self.governor is not None:
+            (o0, p0), gov = self._governor_before, self.governor
+            return {"overlapped_frames": gov.overlapped - o0, "rendered_frames": gov.processed_frames - p0}
+        return {"overlapped_frames": frames_out if self.pipelining == "split" else 0, "rendered_frames": frames_out}
+
     def stats(self) -> PipelineStats:
         """Figures so far (callable during or after ``run``)."""
         with self._lock:
@@ -458,5 +517,7 @@ class Pipeline:
             stages=stages,
             ended_by=self._ended_by,
             errors=list(self._errors),
+            pipelining=self.pipelining,
+            **self._overlap_counts(frames_out),
             **arrays,
         )

@@ -363,7 +363,13 @@ class LiveSession:
     # -- running ------------------------------------------------------------------------------------
     @property
     def split(self) -> bool:
+        """Two processing threads (split or adaptive)."""
         return self.pipeline.split
+
+    @property
+    def pipelining(self) -> str:
+        """serial, split or adaptive (``realtime.pipeline.choose_pipelining``)."""
+        return self.pipeline.pipelining
 
     @property
     def running(self) -> bool:

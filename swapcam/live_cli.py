@@ -136,7 +136,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pipelining", choices=("auto", "split", "serial"), default="auto",
                    help="split: landmarks of the next frame overlap the swap of this one (two threads: more fps "
                         "when cores are free); serial: one thread (lower latency on a busy CPU); "
-                        "auto: split with 4+ CPU cores, else serial")
+                        "auto: split with 4+ CPU cores, else adaptive (one thread's order while that keeps up "
+                        "with the camera, overlapped while it does not, e.g. 1080p60 on 2 cores)")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = its default)")
 
 
@@ -407,8 +408,10 @@ def main(args: argparse.Namespace) -> int:
     _say("every output frame carries an invisible watermark naming the model (check with `swapcam verify FILE`)"
          + ("" if args.no_label else " and a visible 'AI-altered video' label (--no-label removes it)"))
     if args.pipelining == "auto":
-        _say(f"processing: {'split in two threads' if session.split else 'one thread'} ({os.cpu_count()} CPU cores; "
-             "change with --pipelining split|serial)")
+        described = {"split": "split in two threads", "serial": "one thread",
+                     "adaptive": "adaptive (one frame at a time while that keeps up with the camera, "
+                                 "landmarks overlapping the swap while it does not)"}[session.pipelining]
+        _say(f"processing: {described} ({os.cpu_count()} CPU cores; change with --pipelining split|serial)")
     api = None
     if args.api:
         try:

@@ -99,6 +99,7 @@ def test_bench_on_a_short_clip_writes_every_field_and_a_readable_png(astronaut_v
         assert run["fps"] > 0 and run["dropped"]["total"] == sum(v for k, v in run["dropped"].items() if k != "total")
         assert run["cpu"]["process_percent"] > 0 and run["memory"]["rss_peak_mb_after_setup"] > 0
         assert run["provider"] == "CPUExecutionProvider" and run["split_used"] in (True, False)
+        assert run["pipelining"] in ("serial", "split", "adaptive")
         # the ratio is reported, not bounded: it compares two timings, and a busy machine can put either anywhere
         assert run["model_only"]["fps"] > 0 and run["pipeline_over_model_only"] > 0
         assert len(run["latency_ms_samples"]) == 30

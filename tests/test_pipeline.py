@@ -13,7 +13,8 @@ import pytest
 from realtime.frames.demo_source import DemoSource
 from measure.evaluate import read_frames
 from realtime.merging.merge import MergeSettings
-from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline, split_pays_off
+from realtime.overlap import OverlapGovernor
+from realtime.pipeline import STAGES, LatestSlot, PassThrough, Pipeline, choose_pipelining, split_pays_off
 from realtime.processor import FaceSwapProcessor
 from realtime.frames.sinks import CollectSink, VideoFileSink, VirtualCameraSink
 from realtime.frames.sources import ImageFolderSource, VideoFileSource
@@ -235,10 +236,67 @@ def test_two_faces_swapped_in_one_batched_call(swapper, tmp_path, grace_hopper):
     assert diff[:, :half].mean() > 0.05 and diff[:, half:].mean() > 0.05  # both faces changed
 
 
-def test_default_threading_follows_the_core_count(swapper):
-    """Two processing threads only where they pay off (4+ cores); live and bench share this rule."""
+def test_default_threading_follows_the_core_count_and_the_source(swapper, astronaut_video):
+    """Always overlapped with 4+ cores; on fewer, adaptive for a camera and serial for a file read as fast as
+    possible; forced either way by split=True/False; live and bench share this rule."""
     assert not split_pays_off(2) and split_pays_off(4)
+    assert choose_pipelining(True, None, live=True, cores=4) == "split"
+    assert choose_pipelining(True, None, live=True, cores=2) == "adaptive"
+    assert choose_pipelining(True, None, live=False, cores=2) == "serial"
+    assert choose_pipelining(True, False, live=True, cores=8) == "serial"
+    assert choose_pipelining(True, True, live=False, cores=1) == "split"
+    assert choose_pipelining(False, None, live=True, cores=2) == "serial"
     processor = FaceSwapProcessor([swapper])
-    assert Pipeline(DemoSource(seconds=1), processor, [CollectSink()]).split is split_pays_off()
+    live = Pipeline(DemoSource(seconds=1), processor, [CollectSink()])
+    assert live.pipelining == choose_pipelining(True, None, live=True) and live.split
+    assert (live.governor is not None) is (live.pipelining == "adaptive")
+    assert Pipeline(VideoFileSource(astronaut_video, realtime=False), processor, [CollectSink()]).pipelining == \
+        choose_pipelining(True, None, live=False)
     assert Pipeline(DemoSource(seconds=1), PassThrough(), [CollectSink()]).split is False  # cannot split
     processor.close()
+
+
+class _OrderRecorder:
+    """A processor with detect/render that records when each frame's landmarks begin and its render ends."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, float]] = []
+        self._lock = threading.Lock()
+
+    def _note(self, what: str, seq: int) -> None:
+        with self._lock:
+            self.events.append((what, seq, time.perf_counter()))
+
+    def detect(self, frame, timings):
+        self._note("detect", frame.seq)
+        return frame.image.mean()
+
+    def render(self, frame, state, timings):
+        out = cv2.GaussianBlur(frame.image, (9, 9), 0)
+        self._note("rendered", frame.seq)
+        return out, 1
+
+    def process(self, frame, timings):
+        return self.render(frame, self.detect(frame, timings), timings)
+
+
+def test_adaptive_one_at_a_time_never_overlaps_and_overlapping_counts_its_frames():
+    """Adaptive, not overlapping: the landmarks of a frame begin only after the previous frame's render has
+    ended (two threads, one at a time). Overlapping: every processed frame is counted as overlapped."""
+    never = OverlapGovernor(on_ratio=1e9, off_ratio=1e9)  # the camera is never too fast for it
+    recorder = _OrderRecorder()
+    pipe = Pipeline(DemoSource(seconds=2, fps=30), recorder, [CollectSink()], split=None, governor=never)
+    if pipe.pipelining != "adaptive":
+        pytest.skip(f"{pipe.pipelining} on this machine's cores: adaptive runs on fewer than 4")
+    stats = pipe.run(max_frames=25)
+    assert stats.pipelining == "adaptive" and stats.overlapped_frames == 0 and never.switches == 0
+    order = [e for e in recorder.events]
+    for (what, seq, _), (nxt, seq2, _) in zip(order, order[1:]):
+        assert (what, nxt) in (("detect", "rendered"), ("rendered", "detect")), order
+        if what == "detect":
+            assert seq2 == seq  # the frame whose landmarks began is rendered before any other begins
+    always = OverlapGovernor(on_ratio=1e-9, off_ratio=1e-9, overlap=True)  # never turns off
+    stats = Pipeline(DemoSource(seconds=2, fps=30), _OrderRecorder(), [CollectSink()], governor=always).run(
+        max_frames=25)
+    assert always.processed_frames >= 25 and always.overlapped == always.processed_frames
+    assert stats.overlapped_frames == always.overlapped and stats.rendered_frames == always.processed_frames
