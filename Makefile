@@ -72,8 +72,8 @@ base-skins: $(WORK)/fsb_london/faceset.jsonl $(WORK)/fsb_canada/faceset.jsonl
 # Rebuild the shipped demo model (models/demo.onnx) from ../shared/data, as it was made: the study's winner
 # (docs/study.md), a reference-prior model at 192 px on full-face 256 px facesets, trained from scratch to its
 # 20 CPU-minute point (361 steps, about 25 minutes on 1 thread; the study found identity best there). The dst side
-# leaves the helmet selfie out: it is the held-out clip the model card's second eval row is measured on. (Not yet
-# rebuilt from the pretrained base: docs/base.md says why.)
+# leaves the helmet selfie out: it is the held-out clip the model card's second eval row is measured on. (Rebuilt
+# from the pretrained base for 10 CPU-minutes it scored 0.01-0.04 farther from s1: docs/base.md, third session.)
 DEMO_STEPS ?= 361
 DEMO_THREADS ?= 1
 DEMO_IDENTITY := GRID corpus speaker s1
