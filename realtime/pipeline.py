@@ -209,14 +209,14 @@ class PassThrough:
 
 
 SPLIT_MIN_CORES = 4
-PIPELININGS = ("serial", "split", "adaptive")
 
 
 def split_pays_off(cores: int | None = None) -> bool:
     """Whether landmarks and swap should always overlap in two threads by default (4+ cores).
 
-    On 2 cores the two threads fight over the CPU: at 720p30, no more fps and about 1.5x the latency of
-    one thread; at 1080p60, where one thread cannot keep up, more fps. Hence ``adaptive`` there.
+    On 2 cores the two threads share the CPU: where one thread keeps up (720p30) they bought no fps and, on
+    an earlier 2-core machine, about 1.5x the latency; where it cannot (1080p60) they buy fps. Hence
+    ``adaptive`` there (README, "Swap live").
     """
     return (cores if cores is not None else os.cpu_count() or 1) >= SPLIT_MIN_CORES
 
