@@ -470,7 +470,9 @@ class Pipeline:
 
     def live_figures(self) -> dict[str, float]:
         """Cheap figures to read while it runs (a front-end polls them): output fps and latency p50/p95 ms over
-        the HUD's rolling window, frames out and captured, frames dropped so far (all slots)."""
+        the HUD's rolling window, frames out and captured, frames dropped so far (all slots), and whether the
+        landmarks of the next frame overlap the swap of this one now (``overlapping``: split always, serial
+        never, adaptive as its governor decides)."""
         now = time.perf_counter()
         with self._lock:
             fps = self._hud.fps_at(now) if len(self._hud) else 0.0
@@ -478,7 +480,8 @@ class Pipeline:
             frames = self._figures.frames
         slots = [s for s in (self._in_slot, *self._mid_slots, self._out_slot) if s is not None]
         return {"fps": fps, "latency_p50_ms": p50, "latency_p95_ms": p95, "frames": frames,
-                "captured": self._captured, "dropped": sum(s.dropped for s in slots)}
+                "captured": self._captured, "dropped": sum(s.dropped for s in slots),
+                "overlapping": self.governor.overlap if self.governor is not None else self.pipelining == "split"}
 
     def _overlap_counts(self, frames_out: int) -> dict[str, int]:
         """overlapped_frames and rendered_frames of this run (adaptive: the governor's counts)."""

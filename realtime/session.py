@@ -419,7 +419,8 @@ class LiveSession:
 
     # -- what a front-end shows ---------------------------------------------------------------------
     def figures(self) -> dict[str, float]:
-        """fps and latency p50/p95 (ms) over the last frames, frames out and dropped so far in this run."""
+        """fps and latency p50/p95 (ms) over the last frames, frames out and dropped so far in this run, and
+        whether landmarks and swap overlap now (``overlapping``)."""
         figures = self.pipeline.live_figures()
         return {k: (None if isinstance(v, float) and v != v else v) for k, v in figures.items()}
 

@@ -274,3 +274,12 @@ def test_painting_keeps_pythons_reference_counts(run):
         painter.fillRect(0, 0, 8, 8, QColor(0, 0, 0))
         painter.end()
     assert sys.getrefcount(None) >= before
+
+
+def test_the_figures_line_says_when_landmarks_overlap_the_swap():
+    from swapcam.gui.main_window import figures_text
+
+    figures = {"fps": 59.7, "latency_p50_ms": 28.0, "latency_p95_ms": 46.2, "dropped": 3, "frames": 628}
+    assert figures_text(figures) == "59.7 fps · latency p50 28 ms, p95 46 ms · dropped 3 · 628 frames"
+    assert figures_text({**figures, "overlapping": True}).endswith("628 frames · overlapped")
+    assert not figures_text({**figures, "overlapping": False}).endswith("overlapped")

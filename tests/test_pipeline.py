@@ -290,13 +290,15 @@ def test_adaptive_one_at_a_time_never_overlaps_and_overlapping_counts_its_frames
         pytest.skip(f"{pipe.pipelining} on this machine's cores: adaptive runs on fewer than 4")
     stats = pipe.run(max_frames=25)
     assert stats.pipelining == "adaptive" and stats.overlapped_frames == 0 and never.switches == 0
+    assert pipe.live_figures()["overlapping"] is False
     order = [e for e in recorder.events]
     for (what, seq, _), (nxt, seq2, _) in zip(order, order[1:]):
         assert (what, nxt) in (("detect", "rendered"), ("rendered", "detect")), order
         if what == "detect":
             assert seq2 == seq  # the frame whose landmarks began is rendered before any other begins
     always = OverlapGovernor(on_ratio=1e-9, off_ratio=1e-9, overlap=True)  # never turns off
-    stats = Pipeline(DemoSource(seconds=2, fps=30), _OrderRecorder(), [CollectSink()], governor=always).run(
-        max_frames=25)
+    overlapped = Pipeline(DemoSource(seconds=2, fps=30), _OrderRecorder(), [CollectSink()], governor=always)
+    stats = overlapped.run(max_frames=25)
+    assert overlapped.live_figures()["overlapping"] is True
     assert always.processed_frames >= 25 and always.overlapped == always.processed_frames
     assert stats.overlapped_frames == always.overlapped and stats.rendered_frames == always.processed_frames

@@ -47,14 +47,15 @@ class _Cameras(QObject):
 
 
 def figures_text(figures: dict) -> str:
-    """'29.8 fps · latency p50 31 ms, p95 40 ms · dropped 3 · 1234 frames' (dashes where not yet known)."""
+    """'29.8 fps · latency p50 31 ms, p95 40 ms · dropped 3 · 1234 frames' (dashes where not yet known), and
+    ' · overlapped' while the landmarks of the next frame overlap the swap of this one."""
     def ms(v):
         return "–" if v is None else f"{v:.0f}"
 
     fps = figures.get("fps")
     return (f"{'–' if not fps else f'{fps:.1f}'} fps · latency p50 {ms(figures.get('latency_p50_ms'))} ms, "
             f"p95 {ms(figures.get('latency_p95_ms'))} ms · dropped {figures.get('dropped', 0)} · "
-            f"{figures.get('frames', 0)} frames")
+            f"{figures.get('frames', 0)} frames" + (" · overlapped" if figures.get("overlapping") else ""))
 
 
 class MainWindow(QMainWindow):
